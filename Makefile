@@ -1,0 +1,26 @@
+# Two commands, each installs what it needs on first use:
+#   make run    the main job (for now: load the shipped models and print their quality numbers)
+#   make test   the test suite
+PYTHON ?= python3
+VENV := .venv
+INSTALLED := $(VENV)/.installed
+
+# Offline use: the canonical dataset files beside the checkout, when they are there.
+ifneq ($(wildcard ../shared/data),)
+export LATENTJAX_DATA_DIR ?= $(abspath ../shared/data)
+endif
+
+.PHONY: run test install
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(INSTALLED)
+	$(VENV)/bin/latentjax evaluate --config configs/default.py
+
+test: $(INSTALLED)
+	$(VENV)/bin/python -m pytest

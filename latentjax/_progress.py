@@ -1,0 +1,58 @@
+"""Periodic progress lines with rate and ETA, and a JSON-lines metrics log."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+import time
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(max(seconds, 0)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+class ProgressLog:
+    """Prints ``[name] step i/n (p%) | r steps/s | ETA ... | metrics`` and appends metrics to a file.
+
+    The rate is measured over the steps done in this process, so a resumed run's ETA is honest.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        total_steps: int,
+        start_step: int = 0,
+        metrics_path: str | os.PathLike | None = None,
+        unit: str = "steps",
+        stream=None,
+    ):
+        self.name = name
+        self.total = total_steps
+        self.start_step = start_step
+        self.unit = unit
+        self.stream = stream or sys.stderr
+        self.metrics_path = pathlib.Path(metrics_path) if metrics_path else None
+        self._t0 = time.perf_counter()
+
+    def update(self, step: int, metrics: dict[str, float] | None = None) -> None:
+        elapsed = time.perf_counter() - self._t0
+        done = step - self.start_step
+        rate = done / elapsed if elapsed > 0 else float("nan")
+        eta = (self.total - step) / rate if rate and rate > 0 else float("nan")
+        metrics = {k: float(v) for k, v in (metrics or {}).items()}
+        shown = " | ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        eta_text = format_seconds(eta) if eta == eta else "?"
+        line = (
+            f"[{self.name}] {step}/{self.total} ({100.0 * step / max(self.total, 1):.1f}%) | "
+            f"{rate:.2f} {self.unit}/s | ETA {eta_text}" + (f" | {shown}" if shown else "")
+        )
+        print(line, file=self.stream, flush=True)
+        if self.metrics_path is not None:
+            record = {"step": step, "time": time.time(), "rate": rate, **metrics}
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")

@@ -1,0 +1,112 @@
+"""The ``latentjax`` command line. Each subcommand parses flags and calls one library function.
+
+Config values are overridden as in the Flax examples: ``--config.gan_training.epochs=5``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+from latentjax.errors import LatentjaxError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latentjax",
+        description="Find and use the latent dimensions of a GAN that control each concept.",
+        epilog="Override any config value with --config.KEY=VALUE, e.g. --config.seed=3.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p):
+        p.add_argument("--config", required=True, help="config file, e.g. configs/default.py")
+        return p
+
+    for name, what in (("train-classifier", "the classifier"), ("train-gan", "the GAN")):
+        p = with_config(sub.add_parser(name, help=f"train {what} into a run directory"))
+        p.add_argument("--workdir", required=True, help="run directory (must be new unless --resume)")
+        p.add_argument("--resume", action="store_true", help="continue the run in --workdir")
+
+    p = with_config(sub.add_parser("evaluate", help="print the models' quality numbers"))
+    p.add_argument("--pretrained", default=None, help="shipped name or exported folder")
+    p.add_argument("--classifier-run", default=None, help="evaluate this classifier run instead")
+    p.add_argument("--gan-run", default=None, help="evaluate this GAN run instead")
+    p.add_argument("--output", default=None, help="also write the numbers to this new JSON file")
+
+    p = with_config(sub.add_parser("export", help="export two finished runs as pretrained models"))
+    p.add_argument("--classifier-run", required=True)
+    p.add_argument("--gan-run", required=True)
+    p.add_argument("--destination", required=True, help="new folder for the exported models")
+    return parser
+
+
+def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    rest, overrides = [], []
+    for arg in argv:
+        if arg.startswith("--config."):
+            overrides.append(arg[len("--config.") :])
+        else:
+            rest.append(arg)
+    return rest, overrides
+
+
+def _print_quality(quality: dict) -> None:
+    gan = quality["gan"]
+    lines = [
+        f"classifier test accuracy: {100 * quality['classifier_test_accuracy']:.2f}%",
+        f"GAN samples labelled with p >= {gan['confidence_threshold']}: "
+        f"{100 * gan['confident_share']:.1f}% of {gan['num_samples']}",
+        "GAN class histogram (%): " + " ".join(f"{100 * h:.1f}" for h in gan["class_histogram"]),
+        f"Frechet distance (classifier features) samples vs test: "
+        f"{gan['frechet_distance_samples_vs_test']:.3f}",
+        f"  real train vs test: {gan['frechet_distance_train_vs_test']:.3f}",
+    ]
+    if "frechet_distance_untrained_vs_test" in gan:
+        lines.append(f"  untrained generator vs test: {gan['frechet_distance_untrained_vs_test']:.3f}")
+    print("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    rest, overrides = _split_overrides(argv)
+    args = _parser().parse_args(rest)
+    try:
+        # Imported here so that `latentjax --help` answers at once.
+        from latentjax import config as config_lib
+        from latentjax import training, workflows
+
+        config = config_lib.apply_overrides(config_lib.load_config(args.config), overrides)
+        if args.command == "train-classifier":
+            training.train_classifier(config, args.workdir, resume=args.resume)
+        elif args.command == "train-gan":
+            training.train_gan(config, args.workdir, resume=args.resume)
+        elif args.command == "evaluate":
+            if args.output and pathlib.Path(args.output).exists():
+                raise FileExistsError(f"{args.output} exists; refusing to overwrite it.")
+            models = workflows.load_models(
+                config,
+                pretrained=args.pretrained,
+                classifier_run=args.classifier_run,
+                gan_run=args.gan_run,
+            )
+            quality = workflows.evaluate_models(config, models)
+            _print_quality(quality)
+            if args.output:
+                pathlib.Path(args.output).write_text(json.dumps(quality, indent=2))
+        elif args.command == "export":
+            quality = workflows.export_from_runs(
+                config, args.classifier_run, args.gan_run, args.destination
+            )
+            _print_quality(quality)
+            print(f"exported to {args.destination}")
+    except (LatentjaxError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"latentjax: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Loading, overriding and validating ml_collections experiment configs.
+
+Configs live in ``configs/*.py``, each with a ``get_config()`` that returns a locked
+``ml_collections.ConfigDict``. Locking turns a typo in a key (``batch_sise``) into an error;
+:func:`validate_config` then rejects impossible values, naming the key and the value, before
+any work starts.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import pathlib
+import sys
+
+import ml_collections
+
+from latentjax.errors import ConfigError
+
+_POSITIVE_INTS = (
+    "latent_dim",
+    "image_size",
+    "channels",
+    "num_classes",
+    "generator.base_width",
+    "discriminator.base_width",
+    "classifier.width",
+    "classifier.hidden",
+    "classifier_training.batch_size",
+    "classifier_training.epochs",
+    "classifier_training.log_every_steps",
+    "classifier_training.checkpoint_every_steps",
+    "gan_training.batch_size",
+    "gan_training.epochs",
+    "gan_training.log_every_steps",
+    "gan_training.checkpoint_every_steps",
+    "evaluation.num_samples",
+    "evaluation.batch_size",
+)
+_POSITIVE_FLOATS = (
+    "classifier_training.learning_rate",
+    "gan_training.generator_learning_rate",
+    "gan_training.discriminator_learning_rate",
+    "classifier.pixel_std",
+)
+_UNIT_INTERVAL = (
+    "classifier.dropout",
+    "gan_training.beta1",
+    "evaluation.confidence",
+)
+_NON_NEGATIVE = ("classifier_training.weight_decay",)
+_NON_NEGATIVE_INTS = ("seed", "train_examples")
+
+
+def _get(config: ml_collections.ConfigDict, dotted: str):
+    node = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Raises :class:`ConfigError` naming the first key whose value is impossible."""
+    for key in _POSITIVE_INTS:
+        value = _get(config, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"config.{key}={value!r}: expected a positive integer.")
+    for key in _POSITIVE_FLOATS:
+        value = _get(config, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"config.{key}={value!r}: expected a positive number.")
+    for key in _UNIT_INTERVAL:
+        value = _get(config, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise ConfigError(f"config.{key}={value!r}: expected a number in [0, 1).")
+    for key in _NON_NEGATIVE:
+        value = _get(config, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"config.{key}={value!r}: expected a non-negative number.")
+    for key in _NON_NEGATIVE_INTS:
+        value = _get(config, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"config.{key}={value!r}: expected a non-negative integer.")
+    from latentjax.data import DATASETS  # local import: data imports nothing from here
+
+    if config.dataset not in DATASETS:
+        raise ConfigError(
+            f"config.dataset={config.dataset!r}: expected one of {sorted(DATASETS)}."
+        )
+    return config
+
+
+def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+    """Imports ``get_config()`` from a config file and returns the locked, validated config."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist; expected e.g. configs/default.py.")
+    spec = importlib.util.spec_from_file_location(f"_latentjax_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    # Configs derive from one another (tiny.py imports default.py), as in the Flax examples.
+    sys.path.insert(0, str(path.resolve().parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.pop(0)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"config file {str(path)!r} defines no get_config() function.")
+    config = module.get_config()
+    config.lock()
+    return validate_config(config)
+
+
+def _parse_value(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare string such as a path
+
+
+def apply_overrides(
+    config: ml_collections.ConfigDict,
+    overrides: dict[str, str] | list[str],
+    *,
+    validate: bool = True,
+) -> ml_collections.ConfigDict:
+    """Applies ``key=value`` overrides (dotted keys) to a copy; unknown keys and wrong types fail.
+
+    >>> import ml_collections
+    >>> c = ml_collections.ConfigDict({'a': {'b': 1}})
+    >>> apply_overrides(c, ['a.b=3'], validate=False).a.b
+    3
+    """
+    if isinstance(overrides, dict):
+        items = list(overrides.items())
+    else:
+        items = []
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. seed=3.")
+            key, value = item.split("=", 1)
+            items.append((key, _parse_value(value)))
+    config = config.copy_and_resolve_references()
+    config.lock()
+    for key, value in items:
+        parent, _, leaf = key.rpartition(".")
+        try:
+            node = _get(config, parent) if parent else config
+            if leaf not in node:
+                raise KeyError(leaf)
+            if isinstance(node[leaf], float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            setattr(node, leaf, value)
+        except (KeyError, AttributeError) as exc:
+            raise ConfigError(f"config.{key}: no such key in this config.") from exc
+        except TypeError as exc:
+            raise ConfigError(
+                f"config.{key}={value!r}: wrong type, expected {type(node[leaf]).__name__}."
+            ) from exc
+    return validate_config(config) if validate else config
+

@@ -1,0 +1,191 @@
+"""Datasets through tensorflow-datasets, online or from local files, with one code path.
+
+``load_split('fashion_mnist', 'train')`` prepares TFDS's own ``fashion_mnist`` builder and reads
+the split into memory. Where the dataset's canonical files are in a local folder (the argument
+``local_dir``, or ``$LATENTJAX_DATA_DIR/<folder>``), that folder is TFDS's *manual* download
+folder: TFDS takes the files from there instead of the network and verifies them against its
+registered checksums. Otherwise TFDS downloads as usual. With neither, a
+:class:`~latentjax.errors.DataUnavailableError` says within seconds what to put where, instead of
+TFDS retrying for minutes.
+
+Images come back as float32 in [-1, 1] (the generator's range), shape ``[n, H, W, C]``; labels as
+int32. TensorFlow is imported only here, lazily, and is kept off GPUs and TPUs so that it never
+competes with JAX for accelerator memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import pathlib
+import socket
+import urllib.parse
+
+import numpy as np
+
+from latentjax.errors import DataUnavailableError
+
+DATA_DIR_ENV = "LATENTJAX_DATA_DIR"
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """What latentjax needs to know about one dataset."""
+
+    tfds_name: str
+    local_folder: str  # folder name under $LATENTJAX_DATA_DIR
+    local_files: tuple[str, ...]  # the canonical files TFDS looks for in its manual folder
+    image_shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "fashion_mnist": DatasetSpec(
+        tfds_name="fashion_mnist",
+        local_folder="fashion-mnist",
+        local_files=(
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ),
+        image_shape=(28, 28, 1),
+        class_names=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
+    ),
+}
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise DataUnavailableError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}.")
+    return DATASETS[name]
+
+
+def _import_tfds():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    # TensorFlow only decodes records here; JAX owns every accelerator.
+    tf.config.set_visible_devices([], "GPU")
+    try:
+        tf.config.set_visible_devices([], "TPU")
+    except (ValueError, RuntimeError):
+        pass
+    return tfds
+
+
+def resolve_local_dir(name: str, local_dir: str | os.PathLike | None = None) -> pathlib.Path | None:
+    """The folder to take the canonical files from: ``local_dir``, else the env setting, else None."""
+    if local_dir:
+        return pathlib.Path(local_dir)
+    root = os.environ.get(DATA_DIR_ENV)
+    if root:
+        return pathlib.Path(root) / dataset_spec(name).local_folder
+    return None
+
+
+def _host_reachable(url: str, timeout: float = 3.0) -> bool:
+    parsed = urllib.parse.urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _download_url(builder) -> str:
+    url = getattr(builder, "URL", None)
+    return url or "https://storage.googleapis.com"
+
+
+def prepare_dataset(
+    name: str,
+    *,
+    tfds_data_dir: str | os.PathLike | None = None,
+    local_dir: str | os.PathLike | None = None,
+):
+    """Prepares the TFDS builder for ``name`` (once) and returns it.
+
+    Order: an already-prepared dataset is used as it is; else local canonical files (checksums
+    verified by TFDS); else a TFDS download, after a quick check that the server answers.
+    """
+    spec = dataset_spec(name)
+    tfds = _import_tfds()
+    builder = tfds.builder(spec.tfds_name, data_dir=str(tfds_data_dir) if tfds_data_dir else None)
+    if builder.is_prepared():
+        return builder
+    local = resolve_local_dir(name, local_dir)
+    if local is not None:
+        missing = [f for f in spec.local_files if not (local / f).is_file()]
+        if missing:
+            raise DataUnavailableError(
+                f"dataset {name!r}: the local folder {str(local)!r} lacks {missing}. Put the "
+                f"canonical files {list(spec.local_files)} there, or unset {DATA_DIR_ENV} and "
+                "pass no local folder to download through tensorflow-datasets."
+            )
+    elif not _host_reachable(_download_url(builder)):
+        raise DataUnavailableError(
+            f"dataset {name!r} is not prepared in {builder.data_dir!r}, no local folder was given, "
+            f"and the download server ({_download_url(builder)}) cannot be reached. Either connect "
+            f"to the internet, or put the canonical files {list(spec.local_files)} in a folder "
+            f"and point latentjax at it: set {DATA_DIR_ENV} to the folder that holds "
+            f"'{spec.local_folder}/', or pass local_dir= (config.local_data_dir)."
+        )
+    download_config = tfds.download.DownloadConfig(manual_dir=str(local) if local else None)
+    builder.download_and_prepare(download_config=download_config)
+    return builder
+
+
+@functools.lru_cache(maxsize=8)
+def _load_split_cached(name, split, tfds_data_dir, local_dir):
+    builder = prepare_dataset(name, tfds_data_dir=tfds_data_dir, local_dir=local_dir)
+    tfds = _import_tfds()
+    arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    images = arrays["image"].astype(np.float32) / 127.5 - 1.0
+    labels = arrays["label"].astype(np.int32)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def load_split(
+    name: str,
+    split: str,
+    *,
+    tfds_data_dir: str | os.PathLike | None = None,
+    local_dir: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Loads a whole split: images float32 ``[n, H, W, C]`` in [-1, 1], labels int32 ``[n]``.
+
+    The arrays are cached per process and read-only.
+    """
+    return _load_split_cached(
+        name,
+        split,
+        str(tfds_data_dir) if tfds_data_dir else None,
+        str(local_dir) if local_dir else None,
+    )
+
+
+def load_from_config(config, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """``load_split`` with the dataset and folders named by an experiment config."""
+    return load_split(
+        config.dataset,
+        split,
+        tfds_data_dir=config.tfds_data_dir or None,
+        local_dir=config.local_data_dir or None,
+    )

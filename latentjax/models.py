@@ -1,0 +1,202 @@
+"""Flax models: a DCGAN-style generator and discriminator, and a CNN classifier.
+
+We use Flax Linen rather than NNX because every model is then already the functional face the
+analysis needs: ``module.apply(variables, x)`` is a pure function of a plain pytree of arrays, so
+``jax.vmap`` over a stack of per-seed variables, ``jax.jit`` and Orbax checkpointing need no
+``split``/``merge`` step and no special transforms.
+
+The generator upsamples with sub-pixel convolutions (a convolution to ``4x`` channels followed by
+depth-to-space) instead of ``ConvTranspose``: with the same shapes it is a few times faster to
+train on XLA:CPU, where the transposed convolution's gradient is very slow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Variables = Any  # {'params': ..., 'batch_stats': ...}
+
+# Fashion-MNIST training-set pixel statistics on the [0, 1] scale; the classifier standardises
+# its own input with them so callers always pass images in the generator's range [-1, 1].
+FASHION_MNIST_MEAN = 0.28604
+FASHION_MNIST_STD = 0.35302
+
+
+def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
+    """Rearranges ``[B, H, W, C * block**2]`` into ``[B, H * block, W * block, C]``."""
+    b, h, w, c = x.shape
+    out_c = c // (block * block)
+    x = x.reshape(b, h, w, block, block, out_c)
+    x = x.transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, h * block, w * block, out_c)
+
+
+def num_upsamplings(image_size: int) -> int:
+    """How many 2x upsamplings take a start grid of at most 8 pixels to ``image_size``."""
+    n = 0
+    size = image_size
+    while size > 8:
+        if size % 2:
+            raise ValueError(
+                f"image_size={image_size} cannot be reached by 2x upsampling from a grid of at "
+                "most 8 pixels; expected a size such as 28 or 64."
+            )
+        size //= 2
+        n += 1
+    return n
+
+
+class Generator(nn.Module):
+    """``z[B, latent_dim] -> x[B, size, size, channels]`` in [-1, 1] (tanh output)."""
+
+    latent_dim: int = 100
+    image_size: int = 28
+    channels: int = 1
+    base_width: int = 64
+    bn_momentum: float = 0.9
+
+    @nn.compact
+    def __call__(self, z: jax.Array, train: bool = False) -> jax.Array:
+        n_up = num_upsamplings(self.image_size)
+        start = self.image_size // 2**n_up
+        width = self.base_width * 2**n_up
+        norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)
+        x = nn.Dense(start * start * width)(z)
+        x = nn.relu(norm()(x)).reshape(z.shape[0], start, start, width)
+        for _ in range(n_up):
+            width //= 2
+            x = depth_to_space(nn.Conv(4 * width, (3, 3))(x))
+            x = nn.relu(norm()(x))
+        return jnp.tanh(nn.Conv(self.channels, (3, 3))(x))
+
+
+class Discriminator(nn.Module):
+    """``x[B, size, size, channels] -> logit[B]`` (real is positive)."""
+
+    base_width: int = 64
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        width = self.base_width
+        while x.shape[1] > 7:
+            x = nn.leaky_relu(nn.Conv(width, (4, 4), strides=(2, 2))(x), 0.2)
+            width *= 2
+        return nn.Dense(1)(x.reshape(x.shape[0], -1))[:, 0]
+
+
+class Classifier(nn.Module):
+    """VGG-style CNN: ``x[B, H, W, C]`` in [-1, 1] to class logits ``[B, num_classes]``.
+
+    It standardises its input itself (``mean``/``std`` on the [0, 1] scale), so
+    ``classify(generate(z))`` and ``classify(real_image)`` see the same preprocessing.
+    """
+
+    num_classes: int = 10
+    width: int = 32
+    hidden: int = 256
+    dropout: float = 0.3
+    mean: float = FASHION_MNIST_MEAN
+    std: float = FASHION_MNIST_STD
+
+    @nn.compact
+    def __call__(
+        self, x: jax.Array, train: bool = False, return_features: bool = False
+    ) -> jax.Array:
+        norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)
+        x = ((x + 1.0) / 2.0 - self.mean) / self.std
+        for width in (self.width, 2 * self.width):
+            for _ in range(2):
+                x = nn.relu(norm()(nn.Conv(width, (3, 3), use_bias=False)(x)))
+            x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = x.reshape(x.shape[0], -1)
+        features = nn.relu(norm()(nn.Dense(self.hidden, use_bias=False)(x)))
+        if return_features:
+            return features
+        x = nn.Dropout(0.5, deterministic=not train)(features)
+        return nn.Dense(self.num_classes)(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Architecture hyper-parameters shared by training, export and loading."""
+
+    latent_dim: int
+    image_size: int
+    channels: int
+    num_classes: int
+    generator_width: int
+    discriminator_width: int
+    classifier_width: int
+    classifier_hidden: int
+    classifier_dropout: float
+    pixel_mean: float = FASHION_MNIST_MEAN
+    pixel_std: float = FASHION_MNIST_STD
+
+    @classmethod
+    def from_config(cls, config) -> "ModelSpec":
+        return cls(
+            latent_dim=config.latent_dim,
+            image_size=config.image_size,
+            channels=config.channels,
+            num_classes=config.num_classes,
+            generator_width=config.generator.base_width,
+            discriminator_width=config.discriminator.base_width,
+            classifier_width=config.classifier.width,
+            classifier_hidden=config.classifier.hidden,
+            classifier_dropout=config.classifier.dropout,
+            pixel_mean=config.classifier.pixel_mean,
+            pixel_std=config.classifier.pixel_std,
+        )
+
+    def generator(self) -> Generator:
+        return Generator(self.latent_dim, self.image_size, self.channels, self.generator_width)
+
+    def discriminator(self) -> Discriminator:
+        return Discriminator(self.discriminator_width)
+
+    def classifier(self) -> Classifier:
+        return Classifier(
+            self.num_classes,
+            self.classifier_width,
+            self.classifier_hidden,
+            self.classifier_dropout,
+            self.pixel_mean,
+            self.pixel_std,
+        )
+
+
+def make_generate(spec: ModelSpec, variables: Variables) -> Callable[[jax.Array], jax.Array]:
+    """The frozen generator as a pure callable ``generate(z[B, N]) -> x[B, H, W, C]``."""
+    module = spec.generator()
+
+    def generate(z: jax.Array) -> jax.Array:
+        return module.apply(variables, z, train=False)
+
+    return generate
+
+
+def make_classify(spec: ModelSpec, variables: Variables) -> Callable[[jax.Array], jax.Array]:
+    """The frozen classifier as a pure callable ``classify(x) -> probs[B, C]`` (softmax)."""
+    module = spec.classifier()
+
+    def classify(x: jax.Array) -> jax.Array:
+        return jax.nn.softmax(module.apply(variables, x, train=False), axis=-1)
+
+    return classify
+
+
+def make_features(spec: ModelSpec, variables: Variables) -> Callable[[jax.Array], jax.Array]:
+    """The classifier's penultimate features, ``x -> f[B, hidden]`` (for Fréchet distances)."""
+    module = spec.classifier()
+
+    def features(x: jax.Array) -> jax.Array:
+        return module.apply(variables, x, train=False, return_features=True)
+
+    return features

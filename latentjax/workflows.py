@@ -1,0 +1,111 @@
+"""Where models, data and quality numbers meet: evaluating and exporting trained models.
+
+The CLI calls these functions and nothing else; a notebook can call them just the same.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from latentjax import data, training
+from latentjax.models import ModelSpec, make_classify, make_features, make_generate
+from latentjax.pretrained import PretrainedModels, export_models, load_pretrained
+from latentjax.quality import classifier_accuracy, gan_quality
+
+
+def models_from_runs(
+    config: ml_collections.ConfigDict,
+    classifier_run: str | os.PathLike,
+    gan_run: str | os.PathLike,
+) -> PretrainedModels:
+    """The newest checkpoints of a classifier run and a GAN run, as frozen callables."""
+    spec = ModelSpec.from_config(config)
+    classifier_state = training.load_run_state(config, classifier_run, "classifier")
+    gan_state = training.load_run_state(config, gan_run, "gan")
+    classifier_variables = {
+        "params": classifier_state["params"],
+        "batch_stats": classifier_state["batch_stats"],
+    }
+    generator_variables = gan_state["generator"]
+    return PretrainedModels(
+        spec=spec,
+        generator_variables=generator_variables,
+        classifier_variables=classifier_variables,
+        metadata={"config": config.to_dict()},
+        generate=make_generate(spec, generator_variables),
+        classify=make_classify(spec, classifier_variables),
+        features=make_features(spec, classifier_variables),
+    )
+
+
+def evaluate_models(config: ml_collections.ConfigDict, models: PretrainedModels) -> dict:
+    """Classifier test accuracy and the GAN's quality numbers (see :mod:`latentjax.quality`)."""
+    test_images, test_labels = data.load_from_config(config, "test")
+    train_images, _ = data.load_from_config(config, "train")
+    ev = config.evaluation
+    untrained = training.init_gan_state(config, jax.random.key(config.seed + 17))["generator"]
+    result = {
+        "classifier_test_accuracy": classifier_accuracy(
+            models.classify, test_images, test_labels, ev.batch_size
+        ),
+        "gan": gan_quality(
+            models.generate,
+            models.classify,
+            models.features,
+            latent_dim=models.spec.latent_dim,
+            test_images=test_images,
+            train_images=train_images,
+            key=jax.random.key(config.seed),
+            num_samples=ev.num_samples,
+            confidence=ev.confidence,
+            batch_size=ev.batch_size,
+            untrained_generate=make_generate(models.spec, untrained),
+        ),
+    }
+    return result
+
+
+def export_from_runs(
+    config: ml_collections.ConfigDict,
+    classifier_run: str | os.PathLike,
+    gan_run: str | os.PathLike,
+    destination: str | os.PathLike,
+) -> dict:
+    """Evaluates two finished runs and exports their inference variables with the numbers."""
+    destination = pathlib.Path(destination)
+    if destination.exists():
+        raise FileExistsError(f"{destination} exists; refusing to overwrite exported models.")
+    models = models_from_runs(config, classifier_run, gan_run)
+    quality = evaluate_models(config, models)
+    export_models(
+        destination,
+        models.spec,
+        models.generator_variables,
+        models.classifier_variables,
+        {"config": config.to_dict(), "quality": quality},
+    )
+    return quality
+
+
+def load_models(
+    config: ml_collections.ConfigDict,
+    *,
+    pretrained: str | None = None,
+    classifier_run: str | None = None,
+    gan_run: str | None = None,
+) -> PretrainedModels:
+    """Models from two training runs when both are given, else shipped/exported models."""
+    if classifier_run or gan_run:
+        if not (classifier_run and gan_run):
+            raise ValueError("give both a classifier run and a GAN run, or neither.")
+        return models_from_runs(config, classifier_run, gan_run)
+    return load_pretrained(pretrained or config.dataset)
+
+
+def sample_images(models: PretrainedModels, num: int, seed: int) -> jnp.ndarray:
+    return models.generate(jax.random.normal(jax.random.key(seed), (num, models.spec.latent_dim)))

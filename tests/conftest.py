@@ -1,0 +1,47 @@
+"""Strict settings for the whole suite (as equinox's conftest) and shared fixtures."""
+
+import os
+import pathlib
+
+# Four fake CPU devices so sharding code paths run here too; must precede the first jax import.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# The one setting through which tests find the real data (the library reads it too).
+os.environ.setdefault("LATENTJAX_DATA_DIR", str(REPO.parent / "shared" / "data"))
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+from latentjax import config as config_lib  # noqa: E402
+from latentjax import data  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_root() -> pathlib.Path:
+    root = pathlib.Path(os.environ["LATENTJAX_DATA_DIR"])
+    assert (root / "fashion-mnist").is_dir(), f"real data missing under {root}"
+    return root
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory, data_root) -> pathlib.Path:
+    """A fresh TFDS data dir, prepared once per session from the local canonical files."""
+    directory = tmp_path_factory.mktemp("tfds")
+    data.prepare_dataset("fashion_mnist", tfds_data_dir=directory)
+    return directory
+
+
+@pytest.fixture
+def tiny_config(tfds_dir):
+    config = config_lib.load_config(REPO / "configs" / "tiny.py")
+    return config_lib.apply_overrides(config, {"tfds_data_dir": str(tfds_dir)})
+
+
+@pytest.fixture(scope="session")
+def default_config():
+    return config_lib.load_config(REPO / "configs" / "default.py")

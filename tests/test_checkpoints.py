@@ -1,0 +1,51 @@
+"""Checkpoint round trips and the refusal to overwrite."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from latentjax import checkpoints
+
+
+def _tree():
+    params = {"w": jnp.arange(6.0).reshape(2, 3), "b": jnp.ones(3, jnp.float32)}
+    return {"params": params, "opt": optax.adam(1e-3).init(params), "step": jnp.int32(7)}
+
+
+def test_manager_round_trip_restores_values_types_and_metadata(tmp_path):
+    tree = _tree()
+    manager = checkpoints.open_manager(tmp_path / "ckpt")
+    checkpoints.save(manager, 3, tree, {"note": "hello"})
+    manager.close()
+    like = jax.tree.map(jnp.zeros_like, tree)
+    restored, metadata = checkpoints.restore(checkpoints.open_manager(tmp_path / "ckpt"), like)
+    assert metadata == {"note": "hello"}
+    assert jax.tree.structure(restored) == jax.tree.structure(tree)
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(tree)):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_latest_step_is_newest(tmp_path):
+    manager = checkpoints.open_manager(tmp_path / "c", max_to_keep=2)
+    for step in (1, 2, 3):
+        checkpoints.save(manager, step, {"x": jnp.float32(step)})
+    assert manager.latest_step() == 3 and sorted(manager.all_steps()) == [2, 3]
+    restored, _ = checkpoints.restore(manager, {"x": jnp.float32(0)})
+    assert float(restored["x"]) == 3.0
+
+
+def test_save_final_refuses_to_overwrite(tmp_path):
+    checkpoints.save_final(tmp_path / "final", {"x": jnp.ones(2)}, {"a": 1})
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
+        checkpoints.save_final(tmp_path / "final", {"x": jnp.zeros(2)}, {"a": 2})
+    restored, metadata = checkpoints.load_final(tmp_path / "final", {"x": jnp.zeros(2)})
+    np.testing.assert_array_equal(restored["x"], [1.0, 1.0])
+    assert metadata == {"a": 1}
+
+
+def test_restore_from_empty_directory_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        checkpoints.restore(checkpoints.open_manager(tmp_path / "empty"), {"x": jnp.ones(1)})

@@ -1,0 +1,68 @@
+"""Configs are locked against typos and reject impossible values, naming key and value."""
+
+import pytest
+
+from latentjax import config as config_lib
+from latentjax.errors import ConfigError
+
+from conftest import REPO
+
+
+@pytest.mark.parametrize("name", ["default", "tiny"])
+def test_shipped_configs_load_and_validate(name):
+    config = config_lib.load_config(REPO / "configs" / f"{name}.py")
+    assert config.latent_dim == 100 and config.dataset == "fashion_mnist"
+
+
+def test_tiny_config_derives_from_default():
+    tiny = config_lib.load_config(REPO / "configs" / "tiny.py")
+    default = config_lib.load_config(REPO / "configs" / "default.py")
+    assert tiny.gan_training.beta1 == default.gan_training.beta1
+    assert tiny.train_examples == 64
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("gan_training.batch_size=-8", "config.gan_training.batch_size=-8: expected a positive integer."),
+        ("latent_dim=0", "config.latent_dim=0: expected a positive integer."),
+        ("classifier.dropout=1.5", "config.classifier.dropout=1.5: expected a number in [0, 1)."),
+        ("classifier_training.learning_rate=0.0", "config.classifier_training.learning_rate=0.0: expected a positive number."),
+        ("seed=-1", "config.seed=-1: expected a non-negative integer."),
+        ("dataset='mnist'", "config.dataset='mnist': expected one of ['fashion_mnist']."),
+        ("gan_training.batch_sise=8", "config.gan_training.batch_sise: no such key in this config."),
+        ("latent_dim='big'", "config.latent_dim='big': wrong type, expected int."),
+        ("latent_dim", "override 'latent_dim': expected KEY=VALUE, e.g. seed=3."),
+    ],
+)
+def test_bad_overrides_name_key_and_value(default_config, override, message):
+    with pytest.raises(ConfigError) as info:
+        config_lib.apply_overrides(default_config, [override])
+    assert str(info.value) == message
+
+
+def test_overrides_parse_values_and_leave_the_original_alone(default_config):
+    changed = config_lib.apply_overrides(
+        default_config, ["seed=3", "classifier_training.learning_rate=1", "local_data_dir=/x/y"]
+    )
+    assert changed.seed == 3 and default_config.seed == 0
+    assert changed.classifier_training.learning_rate == 1.0
+    assert isinstance(changed.classifier_training.learning_rate, float)
+    assert changed.local_data_dir == "/x/y"
+
+
+def test_config_is_locked_against_new_keys(default_config):
+    with pytest.raises(AttributeError):
+        default_config.gan_training.epochz = 3
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        config_lib.load_config(tmp_path / "nope.py")
+
+
+def test_config_file_without_get_config(tmp_path):
+    path = tmp_path / "empty.py"
+    path.write_text("x = 1\n")
+    with pytest.raises(ConfigError, match="defines no get_config"):
+        config_lib.load_config(path)

@@ -1,0 +1,98 @@
+"""Training steps learn, runs resume exactly, and run directories are never overwritten."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from latentjax import config as config_lib
+from latentjax import data, training
+from latentjax.errors import RunDirectoryError
+from latentjax.models import ModelSpec
+
+
+def _fixed_batch(config, n=16):
+    images, labels = data.load_from_config(config, "train")
+    return jnp.asarray(images[:n]), jnp.asarray(labels[:n])
+
+
+def test_classifier_step_lowers_the_loss_on_a_fixed_batch(tiny_config):
+    # A schedule long enough that the learning rate stays up, and no dropout noise.
+    config = config_lib.apply_overrides(
+        tiny_config,
+        {"classifier_training.augment": False, "classifier_training.epochs": 20, "classifier.dropout": 0.0},
+    )
+    images, labels = _fixed_batch(config)
+    state = training.init_classifier_state(config, jax.random.key(0))
+    step = jax.jit(training.make_classifier_step(config))
+    losses = []
+    for i in range(15):
+        state, metrics = step(state, images, labels, jax.random.key(i))
+        losses.append(float(metrics["loss"]))
+    assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3])
+
+
+def test_gan_step_teaches_the_discriminator(tiny_config):
+    real, labels = _fixed_batch(tiny_config)
+    state = training.init_gan_state(tiny_config, jax.random.key(0))
+    spec = ModelSpec.from_config(tiny_config)
+    z = jax.random.normal(jax.random.key(9), (16, 100))
+    fixed_fake = spec.generator().apply(state["generator"], z)
+
+    def d_loss(d_vars):
+        d = spec.discriminator()
+        return float(
+            jnp.mean(jax.nn.softplus(-d.apply(d_vars, real)))
+            + jnp.mean(jax.nn.softplus(d.apply(d_vars, fixed_fake)))
+        )
+
+    before = d_loss(state["discriminator"])
+    step = jax.jit(training.make_gan_step(tiny_config))
+    for i in range(10):
+        state, metrics = step(state, real, labels, jax.random.key(i))
+        assert np.isfinite(float(metrics["g_loss"]))
+    assert d_loss(state["discriminator"]) < before
+
+
+def test_batch_indices_cover_each_epoch_once_and_depend_on_seed():
+    idx = training.batch_indices(seed=3, start_step=0, num_steps=6, num_examples=25, batch_size=8)
+    first_epoch = idx[:3].ravel()
+    assert len(set(first_epoch.tolist())) == 24
+    later = training.batch_indices(seed=3, start_step=4, num_steps=2, num_examples=25, batch_size=8)
+    np.testing.assert_array_equal(later, idx[4:6])
+    other = training.batch_indices(seed=4, start_step=0, num_steps=6, num_examples=25, batch_size=8)
+    assert not np.array_equal(other, idx)
+
+
+@pytest.mark.parametrize("kind", ["classifier", "gan"])
+def test_interrupted_run_resumes_to_identical_parameters(tiny_config, tmp_path, kind):
+    train = {"classifier": training.train_classifier, "gan": training.train_gan}[kind]
+    uninterrupted = train(tiny_config, tmp_path / "a")
+    # Stop after step 6: the last checkpoint is step 4, so steps 5 and 6 are lost and redone.
+    train(tiny_config, tmp_path / "b", stop_after_steps=6)
+    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir() if p.name.isdigit()) == ["4"]
+    resumed = train(tiny_config, tmp_path / "b", resume=True)
+    for a, b in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(resumed)):
+        np.testing.assert_array_equal(a, b)
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [2, 4, 6, 6, 8]
+    if kind == "gan":
+        assert (tmp_path / "a" / "samples_step0000008.png").is_file()
+
+
+def test_existing_run_directory_is_never_overwritten(tiny_config, tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "keep.txt").write_text("mine")
+    with pytest.raises(RunDirectoryError, match="exists and is not empty; pass --resume"):
+        training.train_classifier(tiny_config, workdir)
+    assert (workdir / "keep.txt").read_text() == "mine"
+
+
+def test_resume_refuses_a_different_config(tiny_config, tmp_path):
+    training.train_classifier(tiny_config, tmp_path / "run", stop_after_steps=2)
+    changed = config_lib.apply_overrides(tiny_config, {"seed": 1})
+    with pytest.raises(RunDirectoryError, match="different config"):
+        training.train_classifier(changed, tmp_path / "run", resume=True)
