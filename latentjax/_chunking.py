@@ -8,6 +8,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+#: Default rows per chunk by backend: CPUs gain nothing from bigger batches, GPUs and TPUs do.
+DEFAULT_CHUNK_SIZE = {"cpu": 512, "gpu": 8192, "tpu": 8192}
+
+
+def default_chunk_size() -> int:
+    """Rows per chunk for the default backend (:data:`DEFAULT_CHUNK_SIZE`)."""
+    return DEFAULT_CHUNK_SIZE.get(jax.default_backend(), 2048)
+
 
 def map_in_chunks(fn: Callable[[Any], Any], xs: Any, chunk_size: int) -> Any:
     """``fn(xs)`` computed ``chunk_size`` rows at a time with ``lax.map``; peak memory is one chunk.

@@ -1,0 +1,109 @@
+"""Input checks for the analysis functions: clear messages before any compute.
+
+Checks on values (NaN, probabilities) only run on concrete arrays; under a user's own ``jit`` or
+``vmap`` the arrays are tracers and only the shape checks apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(x) -> bool:
+    """False for tracers (inside a user's jit or vmap), whose values cannot be checked."""
+    try:
+        np.asarray(x)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return False
+    return True
+
+
+def check_codes(codes, name: str = "codes", ndim: int | None = None, latent_dim: int | None = None):
+    """Shape and finiteness of latent codes (``[..., N]``)."""
+    shape = jnp.shape(codes)
+    if ndim is not None and len(shape) != ndim:
+        raise ValueError(f"{name} has shape {shape}: expected {ndim} dimensions.")
+    if latent_dim is not None and shape[-1] != latent_dim:
+        raise ValueError(
+            f"{name} has latent width {shape[-1]} (shape {shape}): expected {latent_dim}."
+        )
+    if 0 in shape:
+        raise ValueError(f"{name} has shape {shape}: expected no empty axis.")
+    if is_concrete(codes):
+        bad = ~np.isfinite(np.asarray(codes))
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{name} contains NaN or inf (first at index {where}).")
+
+
+def check_positive(value, name: str, integer: bool = False):
+    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
+    if isinstance(value, bool) or not ok or not value > 0:
+        kind = "a positive integer" if integer else "a positive number"
+        raise ValueError(f"{name}={value!r}: expected {kind}.")
+
+
+def check_k(k, num_dims: int, name: str = "k"):
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= num_dims:
+        raise ValueError(f"{name}={k!r}: expected an integer in [1, {num_dims}] (the latent width).")
+
+
+def check_class_index(j, num_classes: int, name: str = "class index"):
+    if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j < num_classes:
+        raise ValueError(f"{name} {j!r} is out of range: expected 0 <= {name} < {num_classes}.")
+
+
+def check_probabilities(probs, source: str = "classify", atol: float = 1e-3):
+    """``probs[B, C]`` must be non-negative and sum to one along the last axis."""
+    if jnp.ndim(probs) != 2:
+        raise ValueError(f"{source} returned shape {jnp.shape(probs)}: expected [batch, classes].")
+    if is_concrete(probs):
+        p = np.asarray(probs, np.float64)
+        sums = p.sum(-1)
+        if not np.all(np.isfinite(p)) or p.min() < -atol or np.max(np.abs(sums - 1.0)) > atol:
+            raise ValueError(
+                f"{source} did not return probabilities: min {p.min():.4g}, row sums "
+                f"{sums.min():.4g}..{sums.max():.4g}; expected softmax outputs (non-negative, "
+                "summing to 1). Wrap logits with jax.nn.softmax."
+            )
+
+
+def probe_models(
+    generate: Callable, classify: Callable, codes, num_classes: int | None = None
+) -> int:
+    """Runs ``classify(generate(z))`` on two codes; checks the output; returns the class count.
+
+    Cheap (two samples) and done before a sweep, so a wrong callable fails in a second, not
+    after an hour.
+    """
+    flat = jnp.reshape(codes, (-1, jnp.shape(codes)[-1]))[:2]
+    try:
+        images = generate(flat)
+    except Exception as exc:  # any failure of a user's callable: say what it was given
+        raise ValueError(
+            f"generate failed on codes of shape {tuple(flat.shape)} (latent width "
+            f"{flat.shape[-1]}): {exc}. Expected codes of the generator's latent width."
+        ) from exc
+    try:
+        probs = classify(images)
+    except Exception as exc:
+        raise ValueError(
+            f"classify failed on generated images of shape {tuple(jnp.shape(images))}: {exc}"
+        ) from exc
+    check_probabilities(probs)
+    if jnp.shape(probs)[0] != jnp.shape(flat)[0]:
+        raise ValueError(
+            f"classify(generate(z)) returned {jnp.shape(probs)[0]} rows for {jnp.shape(flat)[0]} "
+            "codes: expected one row per code."
+        )
+    found = int(jnp.shape(probs)[-1])
+    if num_classes is not None and found != num_classes:
+        raise ValueError(
+            f"classify returns {found} classes but the codes are grouped into {num_classes} "
+            "classes: expected codes of shape [classes, samples, latent]."
+        )
+    return found

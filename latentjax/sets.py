@@ -1,0 +1,101 @@
+"""Ranked dimension sets and the agreement of the two methods.
+
+Every set is a boolean mask ``[C, N]`` (class by latent dimension): a fixed shape that jit,
+vmap over seeds and set algebra handle directly. Scores are passed class-major, ``[C, N]``:
+for Method A that is ``apcr.T``, for Method B ``abs(weights)``.
+
+    H_j  = top-K dimensions by APCR_{., j}
+    C_j  = { i : |w*_ji| > t_j },  t_j = K-th largest |w*_j| by default
+    IR_j = |H_j ∩ C_j| / K        (chance level K / N)
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from latentjax import _validation
+
+
+def _mask_from_indices(indices: jax.Array, num_dims: int) -> jax.Array:
+    return jnp.any(jax.nn.one_hot(indices, num_dims, dtype=jnp.int32) > 0, axis=-2)
+
+
+def top_k_mask(scores: jax.Array, k: int) -> jax.Array:
+    """``[C, N]`` mask of the ``k`` highest-scoring dimensions of each class.
+
+    >>> top_k_mask(jnp.array([[0.1, 0.9, 0.5]]), 2).tolist()
+    [[False, True, True]]
+    """
+    _validation.check_k(k, scores.shape[-1])
+    _, indices = jax.lax.top_k(scores, k)
+    return _mask_from_indices(indices, scores.shape[-1])
+
+
+def bottom_k_mask(scores: jax.Array, k: int) -> jax.Array:
+    """``[C, N]`` mask of the ``k`` lowest-scoring dimensions of each class."""
+    return top_k_mask(-scores, k)
+
+
+def random_k_mask(key: jax.Array, num_classes: int, num_dims: int, k: int) -> jax.Array:
+    """``[C, N]`` mask of ``k`` dimensions drawn without replacement, independently per class."""
+    _validation.check_k(k, num_dims)
+    keys = jax.random.split(key, num_classes)
+    pick = lambda key: jax.random.choice(key, num_dims, (k,), replace=False)
+    return _mask_from_indices(jax.vmap(pick)(keys), num_dims)
+
+
+def ranked_indices(scores: jax.Array, mask: jax.Array | None = None) -> list[list[int]]:
+    """Per class, the dimensions (in ``mask``, if given) from highest to lowest score."""
+    order = jnp.argsort(-scores, axis=-1).tolist()
+    if mask is None:
+        return order
+    keep = jnp.asarray(mask).tolist()
+    return [[i for i in row if keep[c][i]] for c, row in enumerate(order)]
+
+
+def controlling_set(
+    weights: jax.Array, *, k: int | None = 10, threshold: float | None = None
+) -> jax.Array:
+    """Method B's controlling set ``C_j = {i : |w*_ji| > t_j}`` as a ``[C, N]`` mask.
+
+    With ``threshold=None`` (default), ``t_j`` is the ``k``-th largest ``|w*_j|`` so ``|C_j| = k``
+    (ties broken by index); with an absolute ``threshold``, ``k`` is ignored.
+    """
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
+            raise ValueError(f"threshold={threshold!r}: expected a non-negative number.")
+        return jnp.abs(weights) > threshold
+    return top_k_mask(jnp.abs(weights), k)
+
+
+def intersection_ratio(high_set: jax.Array, control_set: jax.Array, k: int) -> jax.Array:
+    """``IR_j = |H_j ∩ C_j| / k`` per class, from two ``[C, N]`` masks.
+
+    >>> h = jnp.array([[True, True, False, False]])
+    >>> c = jnp.array([[False, True, True, False]])
+    >>> intersection_ratio(h, c, 2).tolist()
+    [0.5]
+    """
+    if high_set.shape != control_set.shape:
+        raise ValueError(
+            f"the sets have shapes {high_set.shape} and {control_set.shape}: expected the same [C, N]."
+        )
+    _validation.check_k(k, high_set.shape[-1])
+    both = jnp.sum(jnp.logical_and(high_set, control_set), axis=-1)
+    return both.astype(jnp.float32) / k
+
+
+def chance_level(k: int, num_dims: int) -> float:
+    """Expected IR of two independent random K-subsets of N dimensions: ``K / N``."""
+    _validation.check_k(k, num_dims)
+    return k / num_dims
+
+
+def signed_directions(mask: jax.Array, signs: jax.Array) -> jax.Array:
+    """``[C, N]`` vectors ``sum_{i in R_j} s_ji e_i``: the set's dimensions with their signs.
+
+    A zero sign (no measured direction) counts as +1 so every chosen dimension moves.
+    """
+    signs = jnp.where(signs == 0, 1.0, jnp.sign(signs)).astype(jnp.float32)
+    return jnp.where(mask, signs, 0.0)
