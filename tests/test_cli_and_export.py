@@ -1,0 +1,75 @@
+"""The CLI's errors and the train -> evaluate -> export -> load path on the tiny config."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import latentjax as lj
+from latentjax import cli
+
+from conftest import REPO
+
+TINY = str(REPO / "configs" / "tiny.py")
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--config.gan_training.batch_sise=3"], "config.gan_training.batch_sise: no such key in this config."),
+        (["--config.gan_training.batch_size=-1"], "config.gan_training.batch_size=-1: expected a positive integer."),
+        (["--config.latent_dim=0"], "config.latent_dim=0: expected a positive integer."),
+    ],
+)
+def test_cli_rejects_bad_config_values_before_work(tmp_path, capsys, extra, message):
+    code = cli.main(["train-gan", "--config", TINY, "--workdir", str(tmp_path / "run"), *extra])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"latentjax: error: {message}"
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_names_a_missing_config_file(tmp_path, capsys):
+    code = cli.main(["evaluate", "--config", str(tmp_path / "nope.py")])
+    assert code == 2
+    assert "nope.py' does not exist" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_existing_run_directory(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "x").write_text("")
+    code = cli.main(["train-classifier", "--config", TINY, "--workdir", str(tmp_path / "run")])
+    assert code == 2
+    assert "exists and is not empty; pass --resume" in capsys.readouterr().err
+
+
+def test_train_evaluate_export_and_load(tmp_path, tfds_dir, capsys):
+    common = ["--config", TINY, f"--config.tfds_data_dir={tfds_dir}"]
+    assert cli.main(["train-classifier", *common, "--workdir", str(tmp_path / "c")]) == 0
+    assert cli.main(["train-gan", *common, "--workdir", str(tmp_path / "g")]) == 0
+    runs = ["--classifier-run", str(tmp_path / "c"), "--gan-run", str(tmp_path / "g")]
+    output = tmp_path / "quality.json"
+    assert cli.main(["evaluate", *common, *runs, "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "classifier test accuracy:" in printed and "untrained generator vs test" in printed
+    quality = json.loads(output.read_text())
+    gan = quality["gan"]
+    assert 0.0 <= quality["classifier_test_accuracy"] <= 1.0
+    assert abs(sum(gan["class_histogram"]) - 1.0) < 1e-6 and gan["num_samples"] == 64
+    assert gan["frechet_distance_train_vs_test"] >= 0.0
+
+    destination = tmp_path / "exported"
+    assert cli.main(["export", *common, *runs, "--destination", str(destination)]) == 0
+    assert cli.main(["export", *common, *runs, "--destination", str(destination)]) == 2
+    models = lj.load_pretrained(destination)
+    assert models.metadata["quality"]["classifier_test_accuracy"] == quality["classifier_test_accuracy"]
+    z = jax.random.normal(jax.random.key(0), (3, 100))
+    probs = models.classify(models.generate(z))
+    assert probs.shape == (3, 10)
+    np.testing.assert_allclose(jnp.sum(probs, -1), 1.0, atol=1e-5)
+
+
+def test_unknown_pretrained_name_lists_the_shipped_ones():
+    with pytest.raises(FileNotFoundError, match="no pretrained models 'cifar'"):
+        lj.load_pretrained("cifar")
