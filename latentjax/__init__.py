@@ -16,7 +16,7 @@ sit beside the analysis; :func:`load_pretrained` gives the shipped Fashion-MNIST
 
 from latentjax.apcr import APCRResult, compute_apcr
 from latentjax.latents import ClassLatents, Inversion, invert_images, sample_class_latents
-from latentjax.manipulation import ManipulationResult, manipulate, shift_codes
+from latentjax.manipulation import ManipulationResult, compare_sets, manipulate, shift_codes
 from latentjax.pretrained import PretrainedModels, load_pretrained
 from latentjax.sets import (
     bottom_k_mask,
@@ -42,6 +42,7 @@ __all__ = [
     "WeightResult",
     "bottom_k_mask",
     "chance_level",
+    "compare_sets",
     "compute_apcr",
     "controlling_set",
     "intersection_ratio",

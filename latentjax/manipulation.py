@@ -86,7 +86,7 @@ def manipulate(
         jnp.asarray(codes),
         jnp.asarray(direction, codes.dtype),
         alphas,
-        class_index=int(class_index),
+        jnp.int32(class_index),
         same=mode == "same",
         num_images=int(min(num_images, codes.shape[0])),
         chunk_size=int(chunk_size or default_chunk_size()),
@@ -94,7 +94,7 @@ def manipulate(
 
 
 def _manipulate_core(
-    generate, classify, codes, direction, alphas, *, class_index, same, num_images, chunk_size
+    generate, classify, codes, direction, alphas, class_index, *, same, num_images, chunk_size
 ):
     sign = -1.0 if same else 1.0
     shifted = shift_codes(codes, sign * direction, alphas)  # [A, M, N]
@@ -108,7 +108,7 @@ def _manipulate_core(
     images = images.reshape(num_alphas, num_images, *images.shape[1:])
     return ManipulationResult(
         alphas,
-        jnp.mean(probs[..., class_index], axis=-1),
+        jnp.mean(jnp.take(probs, class_index, axis=-1), axis=-1),
         jnp.mean(hit.astype(jnp.float32), axis=-1),
         probs,
         images,
@@ -118,5 +118,84 @@ def _manipulate_core(
 _manipulate_jit = jax.jit(
     _manipulate_core,
     static_argnums=(0, 1),
-    static_argnames=("class_index", "same", "num_images", "chunk_size"),
+    static_argnames=("same", "num_images", "chunk_size"),
+)
+
+
+def compare_sets(
+    generate: Callable[[jax.Array], jax.Array],
+    classify: Callable[[jax.Array], jax.Array],
+    codes: jax.Array,
+    scores: jax.Array,
+    signs: jax.Array,
+    k: int,
+    key: jax.Array,
+    *,
+    mode: str = "same",
+    targets: jax.Array | None = None,
+    alphas=DEFAULT_ALPHAS,
+    num_images: int = 8,
+    chunk_size: int | None = None,
+) -> dict[str, ManipulationResult]:
+    """Top-K, bottom-K and random-K sets side by side, for every class at once.
+
+    Args:
+      codes: ``[C, S, N]`` code sets, ``codes[j]`` of class ``j``.
+      scores: ``[C, N]`` ranking scores (``apcr.T`` or ``abs(weights)``).
+      signs: ``[C, N]`` directions raising each class (``directions.T`` or ``weights``).
+      k: set size. key: draws the random-K sets.
+      mode: ``'same'`` (class ``j``'s codes against class ``j``'s set) or ``'cross'``
+        (class ``j``'s codes along the set of ``targets[j]``, scored for ``targets[j]``).
+
+    Returns:
+      ``{'top': r, 'bottom': r, 'random': r}``, each a :class:`ManipulationResult` whose fields
+      carry a leading class axis ``[C, ...]``.
+    """
+    from latentjax import sets  # a sibling module of the analysis
+
+    _validation.check_codes(codes, ndim=3)
+    num_sets, _, latent_dim = codes.shape
+    if jnp.shape(scores) != (num_sets, latent_dim) or jnp.shape(signs) != (num_sets, latent_dim):
+        raise ValueError(
+            f"scores {jnp.shape(scores)} and signs {jnp.shape(signs)}: expected "
+            f"({num_sets}, {latent_dim}), one row per code set."
+        )
+    if mode not in ("same", "cross"):
+        raise ValueError(f"mode={mode!r}: expected 'same' or 'cross'.")
+    num_classes = _validation.probe_models(generate, classify, codes)
+    targets = jnp.arange(num_sets) if targets is None else jnp.asarray(targets, jnp.int32)
+    for t in targets.tolist():
+        _validation.check_class_index(t, num_classes, "target")
+    masks = {
+        "top": sets.top_k_mask(scores, k),
+        "bottom": sets.bottom_k_mask(scores, k),
+        "random": sets.random_k_mask(key, num_sets, latent_dim, k),
+    }
+    alphas = jnp.asarray(alphas, codes.dtype)
+    results = {}
+    for name, mask in masks.items():
+        directions = sets.signed_directions(mask, signs)[targets]
+        results[name] = _compare_jit(
+            generate,
+            classify,
+            jnp.asarray(codes),
+            directions.astype(codes.dtype),
+            alphas,
+            targets,
+            same=mode == "same",
+            num_images=int(min(num_images, codes.shape[1])),
+            chunk_size=int(chunk_size or default_chunk_size()),
+        )
+    return results
+
+
+def _compare_core(generate, classify, codes, directions, alphas, targets, **options):
+    per_class = lambda c, d, t: _manipulate_core(generate, classify, c, d, alphas, t, **options)
+    return jax.lax.map(lambda args: per_class(*args), (codes, directions, targets))
+
+
+_compare_jit = jax.jit(
+    _compare_core,
+    static_argnums=(0, 1),
+    static_argnames=("same", "num_images", "chunk_size"),
 )

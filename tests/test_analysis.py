@@ -332,3 +332,23 @@ def test_apcr_runs_unchanged_on_codes_sharded_across_devices(codes, apcr_result)
     sharded = jax.device_put(codes, NamedSharding(mesh, PartitionSpec("classes")))
     result = lj.compute_apcr(planted.generate, planted.classify, sharded, chunk_size=256)
     np.testing.assert_allclose(result.apcr, apcr_result.apcr, rtol=1e-5, atol=1e-7)
+
+
+def test_compare_sets_top_flips_bottom_does_not_random_in_between(codes, apcr_result):
+    results = lj.compare_sets(
+        planted.generate, planted.classify, codes, apcr_result.apcr.T, apcr_result.directions.T,
+        2, jax.random.key(0), alphas=jnp.array([0.0, 3.0]),
+    )
+    assert set(results) == {"top", "bottom", "random"}
+    assert results["top"].argmax_rate.shape == (4, 2)
+    np.testing.assert_array_equal(results["top"].argmax_rate[:, -1], [1.0] * 4)
+    np.testing.assert_array_equal(results["bottom"].argmax_rate, 0.0)
+    assert results["top"].images.shape == (4, 2, 8, 12)
+    # Cross-class: class 0's codes along class 2's top set become class 2.
+    cross = lj.compare_sets(
+        planted.generate, planted.classify, codes, apcr_result.apcr.T, apcr_result.directions.T,
+        2, jax.random.key(0), mode="cross", targets=jnp.array([2, 3, 0, 1]),
+        alphas=jnp.array([0.0, 4.0]),
+    )
+    assert float(jnp.min(cross["top"].argmax_rate[:, -1])) > 0.9
+    np.testing.assert_array_equal(cross["bottom"].argmax_rate, 0.0)
