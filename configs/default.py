@@ -62,4 +62,57 @@ def get_config() -> ml_collections.ConfigDict:
     config.evaluation = ml_collections.ConfigDict(
         dict(num_samples=10_000, batch_size=500, confidence=0.9)
     )
+    config.analysis = get_analysis_config()
     return config
+
+
+def get_analysis_config() -> ml_collections.ConfigDict:
+    """The paper reproduction (`latentjax reproduce`), sized for a 2-core CPU; see full.py."""
+    return ml_collections.ConfigDict(
+        dict(
+            # Shipped name or exported folder of the models to analyse.
+            pretrained="fashion_mnist",
+            # Independent repetitions (latent sets, Method B); the report shows their spread.
+            seeds=(0, 1, 2),
+            # Latent sets Z_j: prior samples with confidence >= threshold.
+            samples_per_class=8,
+            threshold=0.9,
+            sample_batch=1024,
+            max_draws=400_000,
+            # Method A.
+            delta=0.5,
+            m=6,
+            relative=True,
+            signed=False,
+            eps=1e-6,
+            chunk_size=0,  # 0 = the backend's default
+            # Sets and Table 1.
+            k=10,
+            control_threshold=-1.0,  # < 0: top-K by |w*|; else an absolute threshold
+            # Method B.
+            weight_steps=100,
+            weight_batch=8,
+            weight_learning_rate=1e-2,
+            lam=0.2,
+            xi_min=1.0,
+            xi_max=3.0,
+            weight_init=0.5,
+            parametrization="box",
+            # Manipulation (Figures 5 and 6).
+            alpha_max=3.0,
+            num_alphas=7,
+            manipulation_samples=8,
+            # Cross-class targets, one per source class: look-alike classes (T-shirt -> Shirt,
+            # Trouser -> Dress, Pullover -> Coat, Dress -> T-shirt, Coat -> Pullover,
+            # Sandal -> Sneaker, Shirt -> T-shirt, Sneaker -> Ankle boot, Bag -> Pullover,
+            # Ankle boot -> Sneaker).
+            cross_targets=(6, 3, 4, 0, 2, 7, 0, 9, 2, 7),
+            # Latent structure (Figure 1): inverted real test images.
+            inversion_per_class=15,
+            inversion_steps=150,
+            inversion_beta=0.1,
+            inversion_learning_rate=0.05,
+            tsne_perplexity=20.0,
+            knn_k=5,
+        )
+    )

@@ -26,4 +26,21 @@ def get_config() -> ml_collections.ConfigDict:
         dict(batch_size=8, epochs=1, log_every_steps=2, checkpoint_every_steps=4)
     )
     config.evaluation.update(dict(num_samples=64, batch_size=32))
+    # The reproduction on the shipped models with a handful of codes: checks plumbing only.
+    config.analysis.update(
+        dict(
+            seeds=(0, 1),
+            samples_per_class=2,
+            m=1,
+            k=3,
+            weight_steps=3,
+            weight_batch=2,
+            num_alphas=3,
+            manipulation_samples=2,
+            inversion_per_class=2,
+            inversion_steps=3,
+            tsne_perplexity=3.0,
+            knn_k=1,
+        )
+    )
     return config

@@ -47,13 +47,14 @@ def latest_step(manager: ocp.CheckpointManager) -> int | None:
 
 
 def restore(
-    manager: ocp.CheckpointManager, like: Any, step: int | None = None
+    manager: ocp.CheckpointManager, like: Any = None, step: int | None = None
 ) -> tuple[Any, dict]:
-    """Restores ``(state, metadata)`` at ``step`` (default newest), shaped and typed like ``like``."""
+    """Restores ``(state, metadata)`` at ``step`` (default newest), shaped and typed like ``like``
+    (``None``: as saved, with NumPy arrays)."""
     step = manager.latest_step() if step is None else step
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {manager.directory}")
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    abstract = None if like is None else jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
     restored = manager.restore(
         step,
         args=ocp.args.Composite(
@@ -83,7 +84,7 @@ def save_final(directory: str | os.PathLike, state: Any, metadata: dict) -> None
     manager.close()
 
 
-def load_final(directory: str | os.PathLike, like: Any) -> tuple[Any, dict]:
+def load_final(directory: str | os.PathLike, like: Any = None) -> tuple[Any, dict]:
     """Reads what :func:`save_final` wrote."""
     manager = open_manager(directory, read_only=True)
     try:

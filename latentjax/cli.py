@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--gan-run", default=None, help="evaluate this GAN run instead")
     p.add_argument("--output", default=None, help="also write the numbers to this new JSON file")
 
+    p = with_config(sub.add_parser("reproduce", help="reproduce the paper: Table 1, figures, report"))
+    p.add_argument("--workdir", default=None, help="new run directory (default: runs/reproduce-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --workdir")
+
     p = with_config(sub.add_parser("export", help="export two finished runs as pretrained models"))
     p.add_argument("--classifier-run", required=True)
     p.add_argument("--gan-run", required=True)
@@ -96,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
             _print_quality(quality)
             if args.output:
                 pathlib.Path(args.output).write_text(json.dumps(quality, indent=2))
+        elif args.command == "reproduce":
+            from latentjax import reproduce
+
+            workdir = args.workdir or reproduce.default_workdir(config)
+            results = reproduce.reproduce(config, workdir, resume=args.resume)
+            print(reproduce.summary(results))
         elif args.command == "export":
             quality = workflows.export_from_runs(
                 config, args.classifier_run, args.gan_run, args.destination

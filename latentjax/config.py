@@ -81,6 +81,8 @@ def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
         value = _get(config, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"config.{key}={value!r}: expected a non-negative integer.")
+    if "analysis" in config:
+        _validate_analysis(config)
     from latentjax.data import DATASETS  # local import: data imports nothing from here
 
     if config.dataset not in DATASETS:
@@ -88,6 +90,58 @@ def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
             f"config.dataset={config.dataset!r}: expected one of {sorted(DATASETS)}."
         )
     return config
+
+
+_ANALYSIS_POSITIVE_INTS = (
+    "samples_per_class", "sample_batch", "max_draws", "m", "k", "weight_steps", "weight_batch",
+    "num_alphas", "manipulation_samples", "inversion_per_class", "inversion_steps", "knn_k",
+)
+_ANALYSIS_POSITIVE_FLOATS = (
+    "delta", "eps", "weight_learning_rate", "xi_min", "xi_max", "alpha_max", "tsne_perplexity",
+    "inversion_learning_rate",
+)
+
+
+def _validate_analysis(config: ml_collections.ConfigDict) -> None:
+    a = config.analysis
+    for key in _ANALYSIS_POSITIVE_INTS:
+        value = a[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"config.analysis.{key}={value!r}: expected a positive integer.")
+    for key in _ANALYSIS_POSITIVE_FLOATS:
+        value = a[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"config.analysis.{key}={value!r}: expected a positive number.")
+    if a.k > config.latent_dim:
+        raise ConfigError(
+            f"config.analysis.k={a.k!r}: expected at most config.latent_dim={config.latent_dim}."
+        )
+    if a.xi_min > a.xi_max:
+        raise ConfigError(
+            f"config.analysis.xi_min={a.xi_min!r} exceeds config.analysis.xi_max={a.xi_max!r}."
+        )
+    if not 0 <= a.threshold <= 1:
+        raise ConfigError(f"config.analysis.threshold={a.threshold!r}: expected a probability in [0, 1].")
+    for key in ("lam", "inversion_beta"):
+        if a[key] < 0:
+            raise ConfigError(f"config.analysis.{key}={a[key]!r}: expected a non-negative number.")
+    if a.parametrization not in ("box", "tanh"):
+        raise ConfigError(
+            f"config.analysis.parametrization={a.parametrization!r}: expected 'box' or 'tanh'."
+        )
+    seeds = tuple(a.seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ConfigError(f"config.analysis.seeds={a.seeds!r}: expected non-negative integers.")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"config.analysis.seeds={a.seeds!r}: expected distinct seeds.")
+    targets = tuple(a.cross_targets)
+    if len(targets) != config.num_classes or any(
+        not isinstance(t, int) or not 0 <= t < config.num_classes for t in targets
+    ):
+        raise ConfigError(
+            f"config.analysis.cross_targets={a.cross_targets!r}: expected {config.num_classes} "
+            f"class indices in [0, {config.num_classes})."
+        )
 
 
 def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:

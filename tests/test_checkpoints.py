@@ -49,3 +49,11 @@ def test_save_final_refuses_to_overwrite(tmp_path):
 def test_restore_from_empty_directory_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         checkpoints.restore(checkpoints.open_manager(tmp_path / "empty"), {"x": jnp.ones(1)})
+
+
+def test_load_final_without_a_target_returns_arrays_as_saved(tmp_path):
+    tree = {"apcr": jnp.arange(6.0).reshape(3, 2), "sets": jnp.array([[True, False]])}
+    checkpoints.save_final(tmp_path / "a", tree, {})
+    restored, _ = checkpoints.load_final(tmp_path / "a")
+    np.testing.assert_array_equal(restored["apcr"], tree["apcr"])
+    assert restored["sets"].dtype == np.bool_

@@ -1,0 +1,269 @@
+"""Figures (PNG) and the human-readable report (Markdown and HTML) of a reproduction run."""
+
+from __future__ import annotations
+
+import html
+import os
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from latentjax.images import tile_images  # noqa: E402
+
+FIGURES = {
+    "figure1_tsne.png": "Figure 1: t-SNE of inverted real test images' latent codes",
+    "figure3_curves.png": "Figure 3: class score against the offset, top-3 (solid) and bottom-3 (dashed) APCR dimensions",
+    "figure4_apcr_histogram.png": "Figure 4: APCR values over the latent dimensions, per class",
+    "figure5_same_class.png": "Figure 5: same-class manipulation, top-K (upper row) against bottom-K (lower row) APCR dimensions",
+    "figure6_cross_class.png": "Figure 6: cross-class manipulation along the target's top-K (upper) and bottom-K (lower) dimensions",
+    "table1_intersection_ratio.png": "Table 1 as a chart: intersection ratio per class, ours (mean and spread over seeds) beside the paper's",
+}
+
+
+def _save(fig, path: pathlib.Path) -> None:
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _grid(n: int):
+    cols = min(5, n)
+    rows = -(-n // cols)
+    return plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+
+
+def figure_tsne(path, results, struct):
+    labels = np.asarray(struct["labels"])
+    xy = np.asarray(struct["tsne"])
+    names = results["class_names"]
+    fig, ax = plt.subplots(figsize=(7, 6))
+    cmap = plt.get_cmap("tab10")
+    for j, name in enumerate(names):
+        sel = labels == j
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=14, color=cmap(j % 10), label=name)
+    s = results["structure"]
+    ax.set_title(
+        f"t-SNE of {s['inverted_images']} inverted test images\n"
+        f"latent {results['config']['analysis']['knn_k']}-NN class accuracy "
+        f"{s['knn_accuracy_inverted']:.2f} (chance {s['knn_chance']:.2f})"
+    )
+    ax.legend(fontsize=7, markerscale=1.5, loc="best")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    _save(fig, path)
+
+
+def figure_curves(path, results, apcr):
+    scores = np.asarray(apcr["apcr"])  # [N, C]
+    curves = np.asarray(apcr["curves"])  # [N, 2m+1, C]
+    offsets = np.asarray(apcr["offsets"])
+    names = results["class_names"]
+    fig, axes = _grid(len(names))
+    for j, ax in enumerate(axes.flat):
+        if j >= len(names):
+            ax.axis("off")
+            continue
+        order = np.argsort(-scores[:, j])
+        for rank, i in enumerate(order[:3]):
+            ax.plot(offsets, curves[i, :, j], "-", marker=".", label=f"top z{i}")
+        for i in order[-3:]:
+            ax.plot(offsets, curves[i, :, j], "--", color="gray", alpha=0.7)
+        ax.set_title(names[j], fontsize=9)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("offset k·δ", fontsize=8)
+        ax.legend(fontsize=6)
+    axes.flat[0].set_ylabel("mean Q_j")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def figure_histogram(path, results, apcr):
+    scores = np.asarray(apcr["apcr"])
+    names = results["class_names"]
+    fig, axes = _grid(len(names))
+    for j, ax in enumerate(axes.flat):
+        if j >= len(names):
+            ax.axis("off")
+            continue
+        ax.hist(scores[:, j], bins=20, color="tab:blue")
+        ax.set_title(names[j], fontsize=9)
+        ax.set_xlabel("APCR", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _manipulation_grid(path, results, manip, mode, title):
+    names = results["class_names"]
+    top = np.asarray(manip[f"apcr_{mode}_top_images"])  # [C, A, n, H, W, ch]
+    bottom = np.asarray(manip[f"apcr_{mode}_bottom_images"])
+    alphas = results["alphas"]
+    n_classes = top.shape[0]
+    ncols = 2 if n_classes > 3 else 1
+    nrows = -(-n_classes // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(ncols * (1.0 * len(alphas) + 1.5), 2.3 * nrows), squeeze=False
+    )
+    targets = results["config"]["analysis"]["cross_targets"]
+    for ax in axes.flat[n_classes:]:
+        ax.axis("off")
+    for j, ax in enumerate(axes.flat[:n_classes]):
+        rows = np.concatenate([top[j, :, 0], bottom[j, :, 0]])  # first code, every alpha
+        ax.imshow(tile_images(rows, ncols=len(alphas)).squeeze(), cmap="gray")
+        label = names[j] if mode == "same" else f"{names[j]} -> {names[targets[j]]}"
+        ax.set_ylabel(label, fontsize=8)
+        ax.set_xticks(
+            [(i + 0.5) * (top.shape[3] + 1) for i in range(len(alphas))],
+            [f"{a:+.1f}" for a in alphas],
+            fontsize=7,
+        )
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def figure_table1(path, results):
+    ir = results["intersection_ratio"]
+    names = results["class_names"]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.bar(x - 0.2, ir["mean_per_class"], 0.4, yerr=ir["std_per_class"], capsize=3, label="latentjax (mean ± sd over seeds)")
+    if results["paper_table_1"]:
+        ax.bar(x + 0.2, results["paper_table_1"], 0.4, label="Li et al. 2020, Table 1")
+    ax.axhline(results["chance_level"], color="k", linestyle=":", label=f"chance K/N = {results['chance_level']:.2f}")
+    ax.set_xticks(x, names, rotation=30, fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(f"IR = |H ∩ C| / K (K = {results['k']})")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(results: dict) -> str:
+    cfg = results["config"]
+    a = cfg["analysis"]
+    quality = results["models"]["quality"]
+    ir = results["intersection_ratio"]
+    names = results["class_names"]
+    paper = results["paper_table_1"] or [None] * len(names)
+    parts = [
+        "# latentjax reproduction report",
+        f"latentjax {results['latentjax_version']}, dataset `{cfg['dataset']}`, models "
+        f"`{results['models']['pretrained']}`, seeds {list(a['seeds'])}.",
+        "## What was run",
+        f"- Latent sets: {a['samples_per_class']} prior codes per class with confidence ≥ {a['threshold']}.",
+        f"- Method A: offsets k·δ for k = -{a['m']}..{a['m']}, δ = {a['delta']}, APCR relative={a['relative']}, signed={a['signed']}.",
+        f"- Method B: {a['weight_steps']} Adam steps (lr {a['weight_learning_rate']}, batch {a['weight_batch']}), λ = {a['lam']}, ξ ∈ [{a['xi_min']}, {a['xi_max']}], {a['parametrization']} constraint.",
+        f"- Sets: K = {results['k']}; chance level of the intersection ratio K/N = {results['chance_level']:.2f}.",
+        "## Model quality",
+    ]
+    if quality:
+        gan = quality["gan"]
+        parts.append(
+            _table(
+                ["measure", "value"],
+                [
+                    ["classifier test accuracy", f"{100 * quality['classifier_test_accuracy']:.2f}%"],
+                    [f"GAN samples with p ≥ {gan['confidence_threshold']}", f"{100 * gan['confident_share']:.1f}%"],
+                    ["GAN class share, min..max", f"{100 * gan['class_histogram_min']:.1f}% .. {100 * gan['class_histogram_max']:.1f}%"],
+                    ["Fréchet distance samples vs test", f"{gan['frechet_distance_samples_vs_test']:.2f}"],
+                    ["Fréchet distance train vs test (real)", f"{gan['frechet_distance_train_vs_test']:.2f}"],
+                    ["Fréchet distance untrained generator vs test", f"{gan.get('frechet_distance_untrained_vs_test', float('nan')):.2f}"],
+                ],
+            )
+        )
+    rows = [
+        [names[j], f"{ir['mean_per_class'][j]:.2f} ± {ir['std_per_class'][j]:.2f}", paper[j] if paper[j] is not None else "-"]
+        for j in range(len(names))
+    ]
+    paper_mean = f"{np.mean(results['paper_table_1']):.2f}" if results["paper_table_1"] else "-"
+    rows.append(["**mean**", f"{ir['mean']:.2f} ± {ir['std_of_seed_means']:.2f}", paper_mean])
+    parts += [
+        "## Table 1: intersection ratio of Methods A and B",
+        f"Chance level K/N = {results['chance_level']:.2f}. Ours: mean ± standard deviation over {len(a['seeds'])} seeds.",
+        _table(["class", "latentjax", "paper"], rows),
+        "![Table 1](table1_intersection_ratio.png)",
+        "## Manipulation: top-K against bottom-K and random-K",
+        f"Largest shift α = {a['alpha_max']}. Same class: codes move against the direction that raises their class; "
+        "the rate is the share whose predicted class changes. Cross class: codes move along the target's set; the rate is "
+        "the share predicted as the target.",
+    ]
+    rows = []
+    for key, label in (("apcr_same", "same class, APCR sets"), ("weights_same", "same class, Method B sets"),
+                       ("apcr_cross", "cross class, APCR sets"), ("weights_cross", "cross class, Method B sets")):
+        for set_name in ("top", "bottom", "random"):
+            e = results["manipulation"][key][set_name]
+            rows.append([label, f"{set_name}-K", f"{e['probability_drop_at_alpha_max']:+.3f}", f"{100 * e['rate_at_alpha_max']:.1f}%"])
+    parts.append(_table(["experiment", "set", "probability drop at α max", "rate at α max"], rows))
+    s = results["structure"]
+    parts += [
+        "## Latent-space structure",
+        f"{s['inverted_images']} real test images inverted (mean squared reconstruction error {s['reconstruction_mse_mean']:.3f} "
+        f"per pixel; the classifier gives the true label to {100 * s['classifier_agrees_with_label']:.0f}% of the reconstructions). "
+        f"Latent {a['knn_k']}-NN class accuracy: inverted codes {s['knn_accuracy_inverted']:.2f}, class-conditioned prior "
+        f"samples {s['knn_accuracy_prior_samples']:.2f}, chance {s['knn_chance']:.2f}.",
+        "## Figures",
+    ]
+    for name, caption in FIGURES.items():
+        parts.append(f"### {caption}\n\n![{caption}]({name})")
+    return "\n\n".join(parts) + "\n"
+
+
+def render_html(markdown_text: str) -> str:
+    """A small Markdown subset (headings, lists, tables, images, bold) to standalone HTML."""
+    body, table = [], []
+
+    def flush_table():
+        if table:
+            rows = [r for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
+            cells = [[html.escape(c.strip()) for c in r.strip().strip("|").split("|")] for r in rows]
+            out = ["<table>", "<tr>" + "".join(f"<th>{c}</th>" for c in cells[0]) + "</tr>"]
+            out += ["<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:]]
+            body.append("\n".join(out + ["</table>"]).replace("**", ""))
+            table.clear()
+
+    for block in markdown_text.split("\n"):
+        if block.startswith("|"):
+            table.append(block)
+            continue
+        flush_table()
+        if not block.strip():
+            continue
+        if block.startswith("#"):
+            level = len(block) - len(block.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(block[level:].strip())}</h{level}>")
+        elif block.startswith("!["):
+            alt, src = block[2:].split("](")
+            body.append(f'<p><img src="{html.escape(src.rstrip(")"))}" alt="{html.escape(alt)}" style="max-width:100%"></p>')
+        elif block.startswith("- "):
+            body.append(f"<ul><li>{html.escape(block[2:])}</li></ul>")
+        else:
+            body.append(f"<p>{html.escape(block)}</p>")
+    flush_table()
+    style = "body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>latentjax report</title><style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+
+
+def write_report(workdir, results, first_seed, manip, struct) -> None:
+    workdir = pathlib.Path(workdir)
+    figure_tsne(workdir / "figure1_tsne.png", results, struct)
+    figure_curves(workdir / "figure3_curves.png", results, first_seed["apcr"])
+    figure_histogram(workdir / "figure4_apcr_histogram.png", results, first_seed["apcr"])
+    _manipulation_grid(workdir / "figure5_same_class.png", results, manip, "same", FIGURES["figure5_same_class.png"])
+    _manipulation_grid(workdir / "figure6_cross_class.png", results, manip, "cross", FIGURES["figure6_cross_class.png"])
+    figure_table1(workdir / "table1_intersection_ratio.png", results)
+    text = render_markdown(results)
+    for name, content in (("report.md", text), ("report.html", render_html(text))):
+        tmp = workdir / (name + ".tmp")
+        tmp.write_text(content)
+        os.replace(tmp, workdir / name)

@@ -1,0 +1,39 @@
+"""The shipped Fashion-MNIST models load and still measure what their metadata records."""
+
+import jax
+import numpy as np
+import pytest
+
+import latentjax as lj
+from latentjax import data
+from latentjax.quality import classifier_accuracy
+
+
+@pytest.fixture(scope="module")
+def models():
+    return lj.load_pretrained("fashion_mnist")
+
+
+def test_shipped_classifier_reaches_the_recorded_accuracy(models, tfds_dir):
+    recorded = models.metadata["quality"]["classifier_test_accuracy"]
+    assert recorded >= 0.923  # the accuracy of the classifier the paper's authors used
+    images, labels = data.load_split("fashion_mnist", "test", tfds_data_dir=tfds_dir)
+    measured = classifier_accuracy(models.classify, images, labels, batch_size=1000)
+    assert abs(measured - recorded) < 1e-3
+
+
+def test_shipped_generator_covers_every_class(models):
+    z = jax.random.normal(jax.random.key(123), (2000, models.spec.latent_dim))
+    images = models.generate(z)
+    assert images.shape == (2000, 28, 28, 1)
+    assert float(images.min()) >= -1.0 and float(images.max()) <= 1.0
+    histogram = np.bincount(np.asarray(models.classify(images).argmax(-1)), minlength=10) / 2000
+    recorded = models.metadata["quality"]["gan"]["class_histogram"]
+    np.testing.assert_allclose(histogram, recorded, atol=0.03)
+    assert histogram.min() > 0.03
+
+
+def test_shipped_models_record_their_config(models):
+    config = models.metadata["config"]
+    assert config["dataset"] == "fashion_mnist" and config["latent_dim"] == 100
+    assert models.spec.generator_width == config["generator"]["base_width"]

@@ -1,0 +1,90 @@
+"""End to end: `reproduce` on the tiny config against the real data and the shipped models."""
+
+import json
+
+import numpy as np
+import pytest
+
+from latentjax import config as config_lib
+from latentjax import reproduce
+from latentjax.errors import RunDirectoryError
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tfds_dir):
+    from conftest import REPO
+
+    config = config_lib.apply_overrides(
+        config_lib.load_config(REPO / "configs" / "tiny.py"), {"tfds_data_dir": str(tfds_dir)}
+    )
+    workdir = tmp_path_factory.mktemp("reproduce") / "run"
+    results = reproduce.reproduce(config, workdir)
+    return config, workdir, results
+
+
+def test_run_directory_holds_every_output(run):
+    _, workdir, _ = run
+    for name in ("results.json", "report.md", "report.html", "run.json", *reproduce_figures()):
+        assert (workdir / name).is_file(), name
+    for stage in ("seed0/latents", "seed0/apcr", "seed0/weights", "seed1/weights", "manipulation", "structure"):
+        assert (workdir / "artefacts" / stage).is_dir(), stage
+
+
+def reproduce_figures():
+    from latentjax.report import FIGURES
+
+    return tuple(FIGURES)
+
+
+def test_results_are_consistent_with_the_saved_artefacts(run):
+    config, workdir, results = run
+    saved = json.loads((workdir / "results.json").read_text())
+    assert saved["config"]["analysis"]["seeds"] == [0, 1]
+    k = config.analysis.k
+    for seed in (0, 1):
+        apcr = reproduce.load_artefact(workdir, f"seed{seed}/apcr")["apcr"]
+        weights = reproduce.load_artefact(workdir, f"seed{seed}/weights")["weights"]
+        high = np.argsort(-apcr.T, axis=1)[:, :k]
+        control = np.argsort(-np.abs(weights), axis=1)[:, :k]
+        overlap = [len(set(h) & set(c)) / k for h, c in zip(high, control)]
+        np.testing.assert_allclose(saved["intersection_ratio"]["per_seed"][str(seed)], overlap, atol=1e-6)
+    per_seed = np.array([saved["intersection_ratio"]["per_seed"][s] for s in ("0", "1")])
+    np.testing.assert_allclose(saved["intersection_ratio"]["mean_per_class"], per_seed.mean(0), atol=1e-6)
+    assert saved["sets_seed0"]["high_correlated"][0] == sorted(np.argsort(-reproduce.load_artefact(workdir, "seed0/apcr")["apcr"][:, 0])[:k].tolist())
+    assert saved["chance_level"] == k / 100
+    assert saved["paper_table_1"] == list(reproduce.PAPER_TABLE_1)
+    assert "Table 1" in (workdir / "report.md").read_text()
+    same = saved["manipulation"]["apcr_same"]
+    for set_name in ("top", "bottom", "random"):
+        rates = same[set_name]["rate_per_alpha"]
+        assert len(rates) == config.analysis.num_alphas and all(0.0 <= r <= 1.0 for r in rates)
+
+
+def test_existing_run_is_refused_and_resume_recomputes_nothing(run, monkeypatch):
+    config, workdir, results = run
+    with pytest.raises(RunDirectoryError):
+        reproduce.reproduce(config, workdir)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a finished stage was computed again")
+
+    monkeypatch.setattr(reproduce, "compute_apcr", fail)
+    monkeypatch.setattr(reproduce, "optimize_weights", fail)
+    monkeypatch.setattr(reproduce, "sample_class_latents", fail)
+    again = reproduce.reproduce(config, workdir, resume=True)
+    assert again["intersection_ratio"] == results["intersection_ratio"]
+
+
+def test_interrupted_run_resumes_from_the_last_finished_stage(run, tmp_path):
+    import shutil
+
+    config, workdir, results = run
+    partial = tmp_path / "partial"
+    shutil.copytree(workdir, partial)
+    # Simulate a run killed after seed 0: later stages and outputs never written.
+    shutil.rmtree(partial / "artefacts" / "seed1")
+    for name in ("manipulation", "structure"):
+        shutil.rmtree(partial / "artefacts" / name)
+    (partial / "results.json").unlink()
+    resumed = reproduce.reproduce(config, partial, resume=True)
+    assert resumed["intersection_ratio"] == results["intersection_ratio"]
