@@ -107,3 +107,26 @@ def probe_models(
             "classes: expected codes of shape [classes, samples, latent]."
         )
     return found
+
+
+def resolve_classes(generate: Callable, classify: Callable, codes, classes=None) -> jax.Array:
+    """Probes the models and returns the class index of each code set ``codes[c]``.
+
+    ``classes=None`` means ``codes[j]`` belongs to class ``j`` (one set per class).
+    """
+    num_classes = probe_models(generate, classify, codes)
+    num_sets = jnp.shape(codes)[0]
+    if classes is None:
+        if num_sets != num_classes:
+            raise ValueError(
+                f"codes has {num_sets} code sets but classify returns {num_classes} "
+                "classes: pass classes= to say which class each set belongs to."
+            )
+        return jnp.arange(num_classes)
+    for j in jnp.asarray(classes).tolist():
+        check_class_index(j, num_classes)
+    if len(classes) != num_sets:
+        raise ValueError(
+            f"classes has {len(classes)} entries for {num_sets} code sets: expected one each."
+        )
+    return jnp.asarray(classes)

@@ -145,21 +145,7 @@ def compute_apcr(
     _validation.check_positive(eps, "eps")
     if chunk_size is not None:
         _validation.check_positive(chunk_size, "chunk_size", integer=True)
-    num_classes = _validation.probe_models(generate, classify, codes)
-    if classes is None:
-        if codes.shape[0] != num_classes:
-            raise ValueError(
-                f"codes has {codes.shape[0]} code sets but classify returns {num_classes} "
-                "classes: pass classes= to say which class each set belongs to."
-            )
-        classes = jnp.arange(num_classes)
-    else:
-        for j in jnp.asarray(classes).tolist():
-            _validation.check_class_index(j, num_classes)
-        if len(classes) != codes.shape[0]:
-            raise ValueError(
-                f"classes has {len(classes)} entries for {codes.shape[0]} code sets: expected one each."
-            )
+    classes = _validation.resolve_classes(generate, classify, codes, classes)
     return _compute_apcr_jit(
         generate,
         classify,

@@ -155,17 +155,7 @@ def optimize_weights(
         raise ValueError(
             f"init={init!r}: expected a value in [-1, 1] ('box') or in (-1, 1) ('tanh')."
         )
-    num_classes = _validation.probe_models(generate, classify, codes)
-    if classes is None:
-        if codes.shape[0] != num_classes:
-            raise ValueError(
-                f"codes has {codes.shape[0]} code sets but classify returns {num_classes} "
-                "classes: pass classes= to say which class each set belongs to."
-            )
-        classes = jnp.arange(num_classes)
-    else:
-        for j in jnp.asarray(classes).tolist():
-            _validation.check_class_index(j, num_classes)
+    classes = _validation.resolve_classes(generate, classify, codes, classes)
     optimizer = optimizer or optax.adam(learning_rate)
     return _optimize_jit(
         generate,
