@@ -37,12 +37,40 @@ State = dict[str, Any]
 # ----------------------------------------------------------------------------- run directories
 
 
+# Keys a resumed run may raise: the GAN's steps do not depend on its length (constant learning
+# rates), so training it further gives exactly the parameters of a longer run from scratch. The
+# classifier's cosine schedule does depend on its length, so it has no such key.
+EXTENDABLE_KEYS = {"gan": ("gan_training", "epochs")}
+NOT_READ_BY_TRAINING = ("analysis", "evaluation")
+
+
+def _extended(saved: dict, record: dict) -> bool:
+    """True when ``record`` differs from ``saved`` only by a larger extendable length."""
+    key = EXTENDABLE_KEYS.get(record["kind"])
+    if key is None or saved.get("kind") != record["kind"]:
+        return False
+    group, name = key
+    old, new = saved["config"][group][name], record["config"][group][name]
+    patched = json.loads(json.dumps(saved))
+    patched["config"][group][name] = new
+    return new > old and patched == record
+
+
 def prepare_run_directory(
     workdir: str | os.PathLike, config: ml_collections.ConfigDict, kind: str, resume: bool
 ) -> pathlib.Path:
-    """Creates a fresh run directory, or checks that a resumed one belongs to the same run."""
+    """Creates a fresh run directory, or checks that a resumed one belongs to the same run.
+
+    A resumed GAN run may ask for more epochs than it was started with (see
+    :data:`EXTENDABLE_KEYS`); its ``run.json`` is then updated to the longer config.
+    """
     workdir = pathlib.Path(workdir)
-    record = {"kind": kind, "config": config.to_dict()}
+    config_dict = config.to_dict()
+    if kind in ("classifier", "gan"):
+        # Training reads neither section; a run resumes whatever they say now.
+        for section in NOT_READ_BY_TRAINING:
+            config_dict.pop(section, None)
+    record = json.loads(json.dumps({"kind": kind, "config": config_dict}))
     record_path = workdir / "run.json"
     if workdir.exists() and any(workdir.iterdir()):
         if not resume:
@@ -53,13 +81,17 @@ def prepare_run_directory(
         if not record_path.is_file():
             raise RunDirectoryError(f"{str(workdir)!r} has no run.json: it is not a latentjax run.")
         saved = json.loads(record_path.read_text())
-        if saved != json.loads(json.dumps(record)):
+        for section in NOT_READ_BY_TRAINING if kind in ("classifier", "gan") else ():
+            saved["config"].pop(section, None)
+        if saved == record:
+            return workdir
+        if not _extended(saved, record):
             raise RunDirectoryError(
                 f"cannot resume {str(workdir)!r}: it was started as a {saved.get('kind')!r} run "
                 "with a different config; start a new --workdir instead."
             )
-        return workdir
-    workdir.mkdir(parents=True, exist_ok=True)
+    else:
+        workdir.mkdir(parents=True, exist_ok=True)
     tmp = record_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
     os.replace(tmp, record_path)

@@ -96,3 +96,22 @@ def test_resume_refuses_a_different_config(tiny_config, tmp_path):
     changed = config_lib.apply_overrides(tiny_config, {"seed": 1})
     with pytest.raises(RunDirectoryError, match="different config"):
         training.train_classifier(changed, tmp_path / "run", resume=True)
+
+
+def test_a_finished_gan_run_extends_to_the_parameters_of_a_longer_run(tiny_config, tmp_path):
+    longer = config_lib.apply_overrides(tiny_config, {"gan_training.epochs": 2})
+    from_scratch = training.train_gan(longer, tmp_path / "long")
+    training.train_gan(tiny_config, tmp_path / "extended")
+    extended = training.train_gan(longer, tmp_path / "extended", resume=True)
+    for a, b in zip(jax.tree.leaves(from_scratch), jax.tree.leaves(extended)):
+        np.testing.assert_array_equal(a, b)
+    assert json.loads((tmp_path / "extended" / "run.json").read_text())["config"]["gan_training"]["epochs"] == 2
+    # Shortening is not extending; and the classifier's schedule depends on its length.
+    with pytest.raises(RunDirectoryError, match="different config"):
+        training.train_gan(tiny_config, tmp_path / "extended", resume=True)
+
+
+def test_resume_ignores_sections_training_does_not_read(tiny_config, tmp_path):
+    training.train_classifier(tiny_config, tmp_path / "run", stop_after_steps=2)
+    changed = config_lib.apply_overrides(tiny_config, {"analysis.k": 5, "evaluation.num_samples": 10})
+    training.train_classifier(changed, tmp_path / "run", resume=True)
