@@ -31,6 +31,8 @@ def get_config() -> ml_collections.ConfigDict:
         dict(
             seeds=(0, 1),
             samples_per_class=2,
+            # Few prior codes pass 0.9 for the rarest classes; 0.5 keeps the draw short.
+            threshold=0.5,
             m=1,
             k=3,
             weight_steps=3,
