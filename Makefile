@@ -1,5 +1,5 @@
 # Two commands, each installs what it needs on first use:
-#   make run    the main job (for now: load the shipped models and print their quality numbers)
+#   make run    the main job: reproduce the paper (Table 1, figures, report) with the shipped models
 #   make test   the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -20,7 +20,7 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 run: $(INSTALLED)
-	$(VENV)/bin/latentjax evaluate --config configs/default.py
+	$(VENV)/bin/latentjax reproduce --config configs/default.py
 
 test: $(INSTALLED)
 	$(VENV)/bin/python -m pytest

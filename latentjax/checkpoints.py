@@ -9,6 +9,7 @@ a step that looks finished.
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 from typing import Any
@@ -22,10 +23,23 @@ def open_manager(
 ) -> ocp.CheckpointManager:
     """A manager for ``directory`` (absolute paths are required by Orbax)."""
     directory = pathlib.Path(directory).resolve()
+    if read_only:
+        # Orbax warns that a read-only manager neither saves nor prunes: that is what we asked.
+        max_to_keep = None
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=not read_only, read_only=read_only
+        max_to_keep=max_to_keep,
+        create=not read_only,
+        read_only=read_only,
+        save_interval_steps=0 if read_only else 1,
     )
-    return ocp.CheckpointManager(directory, options=options, item_names=("state", "metadata"))
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    if read_only:
+        absl_logger.setLevel(logging.ERROR)
+    try:
+        return ocp.CheckpointManager(directory, options=options, item_names=("state", "metadata"))
+    finally:
+        absl_logger.setLevel(level)
 
 
 def save(
