@@ -6,8 +6,14 @@ Run (trains both models, then prints their quality numbers):
     latentjax train-gan --config configs/default.py --workdir runs/gan
     latentjax evaluate --config configs/default.py --classifier-run runs/classifier --gan-run runs/gan
 
-Expected (2-core CPU, about 1.5 hours together; see docs/results.md): classifier test accuracy
-about 93%, GAN samples with every class between 5% and 15% of 10,000 samples.
+Expected (measured, docs/results.md): classifier test accuracy 92.67% (10 epochs, about 50
+minutes on a 2-core CPU); GAN (12 epochs, about 1.5 hours on a 2-core CPU) with 36% of 10,000
+samples classified at p >= 0.9, class shares 7.6%..17.1%, Fréchet distance 21.3 in classifier
+features (real train vs test 0.22, untrained generator 170).
+
+    latentjax reproduce --config configs/default.py
+
+runs the paper with the shipped models in about ten minutes on a 2-core CPU.
 """
 
 import ml_collections
@@ -51,7 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.gan_training = ml_collections.ConfigDict(
         dict(
             batch_size=64,
-            epochs=8,
+            epochs=12,
             generator_learning_rate=2e-4,
             discriminator_learning_rate=2e-4,
             beta1=0.5,
@@ -90,7 +96,7 @@ def get_analysis_config() -> ml_collections.ConfigDict:
             k=10,
             control_threshold=-1.0,  # < 0: top-K by |w*|; else an absolute threshold
             # Method B.
-            weight_steps=100,
+            weight_steps=60,
             weight_batch=8,
             weight_learning_rate=1e-2,
             lam=0.2,
