@@ -13,7 +13,7 @@ features (real train vs test 0.22, untrained generator 170).
 
     latentjax reproduce --config configs/default.py
 
-runs the paper with the shipped models in about ten minutes on a 2-core CPU.
+runs the paper with the shipped models in about 11 minutes on a 2-core CPU.
 """
 
 import ml_collections
