@@ -31,10 +31,14 @@ def _save(fig, path: pathlib.Path) -> None:
     os.replace(tmp, path)
 
 
-def _grid(n: int):
+def _class_axes(n: int):
+    """A figure with one panel per class (five to a row); spare panels are hidden."""
     cols = min(5, n)
     rows = -(-n // cols)
-    return plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes.flat[:n]
 
 
 def figure_tsne(path, results, struct):
@@ -63,13 +67,10 @@ def figure_curves(path, results, apcr):
     curves = np.asarray(apcr["curves"])  # [N, 2m+1, C]
     offsets = np.asarray(apcr["offsets"])
     names = results["class_names"]
-    fig, axes = _grid(len(names))
-    for j, ax in enumerate(axes.flat):
-        if j >= len(names):
-            ax.axis("off")
-            continue
+    fig, axes = _class_axes(len(names))
+    for j, ax in enumerate(axes):
         order = np.argsort(-scores[:, j])
-        for rank, i in enumerate(order[:3]):
+        for i in order[:3]:
             ax.plot(offsets, curves[i, :, j], "-", marker=".", label=f"top z{i}")
         for i in order[-3:]:
             ax.plot(offsets, curves[i, :, j], "--", color="gray", alpha=0.7)
@@ -77,7 +78,7 @@ def figure_curves(path, results, apcr):
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("offset k·δ", fontsize=8)
         ax.legend(fontsize=6)
-    axes.flat[0].set_ylabel("mean Q_j")
+    axes[0].set_ylabel("mean Q_j")
     fig.tight_layout()
     _save(fig, path)
 
@@ -85,11 +86,8 @@ def figure_curves(path, results, apcr):
 def figure_histogram(path, results, apcr):
     scores = np.asarray(apcr["apcr"])
     names = results["class_names"]
-    fig, axes = _grid(len(names))
-    for j, ax in enumerate(axes.flat):
-        if j >= len(names):
-            ax.axis("off")
-            continue
+    fig, axes = _class_axes(len(names))
+    for j, ax in enumerate(axes):
         ax.hist(scores[:, j], bins=20, color="tab:blue")
         ax.set_title(names[j], fontsize=9)
         ax.set_xlabel("APCR", fontsize=8)
