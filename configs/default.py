@@ -57,10 +57,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.gan_training = ml_collections.ConfigDict(
         dict(
             batch_size=64,
-            epochs=12,
+            epochs=20,
             generator_learning_rate=2e-4,
             discriminator_learning_rate=2e-4,
             beta1=0.5,
+            # Exported weights: a moving average of the generator over the last epochs
+            # (time constant 1 / (1 - decay) = 1000 steps, about one epoch).
+            ema_decay=0.999,
+            ema_start_epoch=16,
             log_every_steps=100,
             checkpoint_every_steps=1000,
         )
@@ -78,6 +82,9 @@ def get_analysis_config() -> ml_collections.ConfigDict:
         dict(
             # Shipped name or exported folder of the models to analyse.
             pretrained="fashion_mnist",
+            # True: train the classifier and GAN this config describes inside the run
+            # directory (models/), export them there and analyse those instead.
+            train_models=False,
             # Independent repetitions (latent sets, Method B); the report shows their spread.
             seeds=(0, 1, 2),
             # Latent sets Z_j: prior samples with confidence >= threshold.

@@ -23,7 +23,10 @@ def get_config() -> ml_collections.ConfigDict:
         dict(batch_size=8, epochs=1, log_every_steps=2, checkpoint_every_steps=4)
     )
     config.gan_training.update(
-        dict(batch_size=8, epochs=1, log_every_steps=2, checkpoint_every_steps=4)
+        dict(
+            batch_size=8, epochs=1, log_every_steps=2, checkpoint_every_steps=4,
+            ema_decay=0.5, ema_start_epoch=0,
+        )
     )
     config.evaluation.update(dict(num_samples=64, batch_size=32))
     # The reproduction on the shipped models with a handful of codes: checks plumbing only.

@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("reproduce", help="reproduce the paper: Table 1, figures, report"))
     p.add_argument("--workdir", default=None, help="new run directory (default: runs/reproduce-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --workdir")
+    p.add_argument(
+        "--train-models",
+        action="store_true",
+        help="train the classifier and GAN inside the run directory instead of loading "
+        "config.analysis.pretrained (same as --config.analysis.train_models=True)",
+    )
 
     p = with_config(sub.add_parser("export", help="export two finished runs as pretrained models"))
     p.add_argument("--classifier-run", required=True)
@@ -82,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         from latentjax import config as config_lib
         from latentjax import training, workflows
 
+        if getattr(args, "train_models", False):
+            overrides = [*overrides, "analysis.train_models=True"]
         config = config_lib.apply_overrides(config_lib.load_config(args.config), overrides)
         if args.command == "train-classifier":
             training.train_classifier(config, args.workdir, resume=args.resume)

@@ -46,10 +46,11 @@ _POSITIVE_FLOATS = (
 _UNIT_INTERVAL = (
     "classifier.dropout",
     "gan_training.beta1",
+    "gan_training.ema_decay",
     "evaluation.confidence",
 )
 _NON_NEGATIVE = ("classifier_training.weight_decay",)
-_NON_NEGATIVE_INTS = ("seed", "train_examples")
+_NON_NEGATIVE_INTS = ("seed", "train_examples", "gan_training.ema_start_epoch")
 
 
 def _get(config: ml_collections.ConfigDict, dotted: str):
@@ -125,6 +126,13 @@ def _validate_analysis(config: ml_collections.ConfigDict) -> None:
     for key in ("lam", "inversion_beta"):
         if a[key] < 0:
             raise ConfigError(f"config.analysis.{key}={a[key]!r}: expected a non-negative number.")
+    if not isinstance(a.train_models, bool):
+        raise ConfigError(f"config.analysis.train_models={a.train_models!r}: expected True or False.")
+    if not a.train_models and not (isinstance(a.pretrained, str) and a.pretrained):
+        raise ConfigError(
+            f"config.analysis.pretrained={a.pretrained!r}: expected a shipped name or an exported "
+            "folder (or config.analysis.train_models=True)."
+        )
     if a.parametrization not in ("box", "tanh"):
         raise ConfigError(
             f"config.analysis.parametrization={a.parametrization!r}: expected 'box' or 'tanh'."

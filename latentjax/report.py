@@ -157,7 +157,9 @@ def render_markdown(results: dict) -> str:
     parts = [
         "# latentjax reproduction report",
         f"latentjax {results['latentjax_version']}, dataset `{cfg['dataset']}`, models "
-        f"`{results['models']['pretrained']}`, seeds {list(a['seeds'])}.",
+        f"`{results['models']['pretrained']}`"
+        f"{' (trained by this run)' if results['models'].get('trained_here') else ''}, "
+        f"seeds {list(a['seeds'])}.",
         "## What was run",
         f"- Latent sets: {a['samples_per_class']} prior codes per class with confidence ≥ {a['threshold']}.",
         f"- Method A: offsets k·δ for k = -{a['m']}..{a['m']}, δ = {a['delta']}, APCR relative={a['relative']}, signed={a['signed']}.",

@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 
 import latentjax
-from latentjax import checkpoints, data
+from latentjax import checkpoints, data, workflows
 from latentjax.apcr import compute_apcr
 from latentjax.latents import invert_images, sample_class_latents
 from latentjax.manipulation import compare_sets
@@ -96,9 +96,18 @@ def reproduce(
     """Runs the whole reproduction into ``workdir`` and returns the ``results.json`` content."""
     from latentjax import report  # figures need matplotlib; imported only when used
 
-    workdir = prepare_run_directory(workdir, config, "reproduce", resume)
     a = config.analysis
-    models = load_pretrained(a.pretrained)
+    # Missing models or data fail here, before the run directory exists.
+    if a.train_models:
+        data.load_from_config(config, "train")
+    else:
+        models = load_pretrained(a.pretrained)
+    workdir = prepare_run_directory(workdir, config, "reproduce", resume)
+    if a.train_models:
+        source = str(workflows.train_and_export(config, workdir / "models", log=log))
+        models = load_pretrained(source)
+    else:
+        source = a.pretrained
     generate, classify = models.generate, models.classify
     n_classes, latent_dim = config.num_classes, config.latent_dim
     chunk = a.chunk_size or None
@@ -223,7 +232,11 @@ def reproduce(
     results = {
         "latentjax_version": latentjax.__version__,
         "config": config.to_dict(),
-        "models": {"pretrained": a.pretrained, "quality": models.metadata.get("quality", {})},
+        "models": {
+            "pretrained": source,
+            "trained_here": bool(a.train_models),
+            "quality": models.metadata.get("quality", {}),
+        },
         "class_names": class_names,
         "k": a.k,
         "chance_level": chance_level(a.k, latent_dim),

@@ -41,7 +41,25 @@ State = dict[str, Any]
 # rates), so training it further gives exactly the parameters of a longer run from scratch. The
 # classifier's cosine schedule does depend on its length, so it has no such key.
 EXTENDABLE_KEYS = {"gan": ("gan_training", "epochs")}
-NOT_READ_BY_TRAINING = ("analysis", "evaluation")
+# Keys added after runs were already made, which a resumed run written before them may take on:
+# the generator's moving average is only read from the weights, never fed back into training.
+# (Whether the average can still start where the config says is checked when the state loads.)
+ADDED_KEYS = {"gan": (("gan_training", "ema_decay"), ("gan_training", "ema_start_epoch"))}
+# Config sections a training run of each kind never reads; a run resumes whatever they say now.
+NOT_READ_BY_TRAINING = {
+    "classifier": ("analysis", "evaluation", "gan_training", "generator", "discriminator"),
+    "gan": ("analysis", "evaluation", "classifier_training", "classifier"),
+}
+
+
+def _with_added_keys(saved: dict, record: dict) -> dict:
+    """``saved`` with the :data:`ADDED_KEYS` it predates taken from ``record``."""
+    patched = json.loads(json.dumps(saved))
+    for group, name in ADDED_KEYS.get(record["kind"], ()):
+        old_group = patched["config"].get(group)
+        if isinstance(old_group, dict) and name not in old_group and name in record["config"][group]:
+            old_group[name] = record["config"][group][name]
+    return patched
 
 
 def _extended(saved: dict, record: dict) -> bool:
@@ -62,14 +80,13 @@ def prepare_run_directory(
     """Creates a fresh run directory, or checks that a resumed one belongs to the same run.
 
     A resumed GAN run may ask for more epochs than it was started with (see
-    :data:`EXTENDABLE_KEYS`); its ``run.json`` is then updated to the longer config.
+    :data:`EXTENDABLE_KEYS`), and one saved before the keys of :data:`ADDED_KEYS` existed takes
+    them on; its ``run.json`` is then updated to the config it continues with.
     """
     workdir = pathlib.Path(workdir)
     config_dict = config.to_dict()
-    if kind in ("classifier", "gan"):
-        # Training reads neither section; a run resumes whatever they say now.
-        for section in NOT_READ_BY_TRAINING:
-            config_dict.pop(section, None)
+    for section in NOT_READ_BY_TRAINING.get(kind, ()):
+        config_dict.pop(section, None)
     record = json.loads(json.dumps({"kind": kind, "config": config_dict}))
     record_path = workdir / "run.json"
     if workdir.exists() and any(workdir.iterdir()):
@@ -81,11 +98,12 @@ def prepare_run_directory(
         if not record_path.is_file():
             raise RunDirectoryError(f"{str(workdir)!r} has no run.json: it is not a latentjax run.")
         saved = json.loads(record_path.read_text())
-        for section in NOT_READ_BY_TRAINING if kind in ("classifier", "gan") else ():
+        for section in NOT_READ_BY_TRAINING.get(kind, ()):
             saved["config"].pop(section, None)
         if saved == record:
             return workdir
-        if not _extended(saved, record):
+        saved = _with_added_keys(saved, record)
+        if saved != record and not _extended(saved, record):
             raise RunDirectoryError(
                 f"cannot resume {str(workdir)!r}: it was started as a {saved.get('kind')!r} run "
                 "with a different config; start a new --workdir instead."
@@ -139,6 +157,7 @@ def _run_loop(
     metadata: dict,
     stop_after_steps: int | None,
     on_checkpoint: Callable[[State, int], None] | None = None,
+    restore_state: Callable[[Any, State], State] | None = None,
 ) -> State:
     num_examples = images.shape[0]
     steps_per_epoch = num_examples // batch_size
@@ -150,7 +169,7 @@ def _run_loop(
     manager = checkpoints.open_manager(workdir / "checkpoints")
     step = 0
     if manager.latest_step() is not None:
-        state, _ = checkpoints.restore(manager, state)
+        state = (restore_state or _restore_state)(manager, state)
         step = int(manager.latest_step())
         print(f"[{name}] resuming {workdir} from step {step}", flush=True)
     progress = ProgressLog(name, total, step, workdir / "metrics.jsonl")
@@ -175,6 +194,10 @@ def _run_loop(
     return state
 
 
+def _restore_state(manager, like: State) -> State:
+    return checkpoints.restore(manager, like)[0]
+
+
 def optimizer_update(optimizer: optax.GradientTransformation, grads, opt_state, params):
     """``optimizer.update`` under standard dtype promotion.
 
@@ -186,7 +209,7 @@ def optimizer_update(optimizer: optax.GradientTransformation, grads, opt_state, 
 
 
 def _jit_steps(step_fn: Callable) -> Callable:
-    """Lifts ``step_fn(state, x, y, key) -> (state, metrics)`` to a chunk of jitted steps.
+    """Lifts ``step_fn(state, x, y, key, step) -> (state, metrics)`` to a chunk of jitted steps.
 
     Each step is one jitted call that gathers its batch from the device-resident data set by
     index; the host only enqueues calls (JAX dispatch is asynchronous) and reads the metrics
@@ -197,7 +220,7 @@ def _jit_steps(step_fn: Callable) -> Callable:
     @functools.partial(jax.jit, donate_argnums=0)
     def one_step(state, images, labels, batch_idx, root_key, step):
         key = jax.random.fold_in(root_key, step)
-        return step_fn(state, images[batch_idx], labels[batch_idx], key)
+        return step_fn(state, images[batch_idx], labels[batch_idx], key, step)
 
     def chunk(state, images, labels, idx, root_key, first_step):
         metrics = []
@@ -252,12 +275,13 @@ def init_classifier_state(config, key: jax.Array) -> State:
 
 
 def make_classifier_step(config) -> Callable:
-    """``step(state, images, labels, key) -> (state, metrics)`` for cross-entropy training."""
+    """``step(state, images, labels, key, step) -> (state, metrics)`` for cross-entropy training."""
     module = ModelSpec.from_config(config).classifier()
     optimizer = classifier_optimizer(config)
     use_augment = config.classifier_training.augment
 
-    def step(state, images, labels, key):
+    def step(state, images, labels, key, step):
+        del step  # the schedule counts steps in the optimizer state
         aug_key, dropout_key = jax.random.split(key)
         if use_augment:
             images = augment(images, aug_key)
@@ -331,8 +355,11 @@ def init_gan_state(config, key: jax.Array) -> State:
     image = jnp.zeros((1, config.image_size, config.image_size, config.channels))
     d_vars = spec.discriminator().init(d_key, image)
     gt = config.gan_training
+    generator_variables = {"params": g_vars["params"], "batch_stats": g_vars["batch_stats"]}
     return {
-        "generator": {"params": g_vars["params"], "batch_stats": g_vars["batch_stats"]},
+        "generator": generator_variables,
+        # A copy: the train step donates the state, and one buffer cannot be donated twice.
+        "generator_ema": jax.tree.map(jnp.copy, generator_variables),
         "discriminator": {"params": d_vars["params"]},
         "generator_opt": _gan_optimizer(gt.generator_learning_rate, gt.beta1).init(
             g_vars["params"]
@@ -343,18 +370,29 @@ def init_gan_state(config, key: jax.Array) -> State:
     }
 
 
+def ema_start_step(config) -> int:
+    """The first step whose generator update enters the moving average ``generator_ema``."""
+    gt = config.gan_training
+    return _num_train_examples(config) // gt.batch_size * gt.ema_start_epoch
+
+
 def make_gan_step(config) -> Callable:
     """One non-saturating GAN step: a discriminator update, then a generator update.
 
-    ``L_D = softplus(-D(x)) + softplus(D(G(z)))``, ``L_G = softplus(-D(G(z')))``.
+    ``L_D = softplus(-D(x)) + softplus(D(G(z)))``, ``L_G = softplus(-D(G(z')))``. The state also
+    carries an exponential moving average of the generator's variables, the weights that are
+    exported and drawn (the average of the last updates gives steadier samples than the last
+    update alone): ``G_ema <- d G_ema + (1 - d) G`` with ``d = ema_decay`` from step
+    :func:`ema_start_step` on, and ``G_ema = G`` before it.
     """
     spec = ModelSpec.from_config(config)
     generator, discriminator = spec.generator(), spec.discriminator()
     gt = config.gan_training
     g_opt = _gan_optimizer(gt.generator_learning_rate, gt.beta1)
     d_opt = _gan_optimizer(gt.discriminator_learning_rate, gt.beta1)
+    start = ema_start_step(config)
 
-    def step(state, real, labels, key):
+    def step(state, real, labels, key, step):
         del labels  # unconditional GAN
         z_d, z_g = jax.random.normal(key, (2, real.shape[0], config.latent_dim))
         g_vars = state["generator"]
@@ -390,11 +428,17 @@ def make_gan_step(config) -> Callable:
         g_updates, g_opt_state = optimizer_update(
             g_opt, g_grads, state["generator_opt"], g_vars["params"]
         )
+        new_generator = {
+            "params": optax.apply_updates(g_vars["params"], g_updates),
+            "batch_stats": batch_stats,
+        }
+        decay = jnp.where(step >= start, jnp.float32(gt.ema_decay), jnp.float32(0.0))
         new_state = {
-            "generator": {
-                "params": optax.apply_updates(g_vars["params"], g_updates),
-                "batch_stats": batch_stats,
-            },
+            "generator": new_generator,
+            # With decay 0 this is exactly the new generator (0 * old + 1 * new).
+            "generator_ema": jax.tree.map(
+                lambda old, new: decay * old + (1.0 - decay) * new, state["generator_ema"], new_generator
+            ),
             "discriminator": {"params": d_params},
             "generator_opt": g_opt_state,
             "discriminator_opt": d_opt_state,
@@ -423,6 +467,8 @@ def train_gan(
     stop_after_steps: int | None = None,
 ) -> State:
     """Trains the GAN into ``workdir``; writes a sample grid PNG at every checkpoint."""
+    # Checked before run.json is touched, so a refused resume leaves the run as it was.
+    predates_average = resume and _saved_without_average(config, workdir)
     workdir = prepare_run_directory(workdir, config, "gan", resume)
     images, labels = _training_data(config)
     gt = config.gan_training
@@ -433,7 +479,7 @@ def train_gan(
     def write_samples(state, step):
         path = workdir / f"samples_step{step:07d}.png"
         if not path.exists():
-            samples = generator.apply(state["generator"], grid_z, train=False)
+            samples = generator.apply(state["generator_ema"], grid_z, train=False)
             save_image_grid(path, np.asarray(samples), ncols=10)
 
     return _run_loop(
@@ -451,7 +497,42 @@ def train_gan(
         metadata={"kind": "gan"},
         stop_after_steps=stop_after_steps,
         on_checkpoint=write_samples,
+        restore_state=_restore_predating_average if predates_average else None,
     )
+
+
+def _saved_without_average(config, workdir: str | os.PathLike) -> bool:
+    """True when the run's newest checkpoint predates ``generator_ema`` and can take it on.
+
+    Until :func:`ema_start_step` the average equals the generator, so such a run continues
+    exactly as one that had carried the average from its start; past it, it cannot.
+    """
+    directory = pathlib.Path(workdir) / "checkpoints"
+    if not directory.is_dir():
+        return False
+    manager = checkpoints.open_manager(directory, read_only=True)
+    try:
+        step = manager.latest_step()
+        saved = None if step is None else checkpoints.restore(manager)[0]
+    finally:
+        manager.close()
+    if saved is None or "generator_ema" in saved:
+        return False
+    start = ema_start_step(config)
+    if step > start:
+        raise RunDirectoryError(
+            f"{str(workdir)!r}: its checkpoint at step {step} has no generator average, and "
+            f"gan_training.ema_start_epoch={config.gan_training.ema_start_epoch} starts the "
+            f"average at step {start}; resume with an ema_start_epoch whose first step is at "
+            f"least {step}."
+        )
+    return True
+
+
+def _restore_predating_average(manager, like: State) -> State:
+    without = {key: value for key, value in like.items() if key != "generator_ema"}
+    state = checkpoints.restore(manager, without)[0]
+    return {**state, "generator_ema": jax.tree.map(jnp.copy, state["generator"])}
 
 
 def load_run_state(config, workdir: str | os.PathLike, kind: str) -> State:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +34,7 @@ def models_from_runs(
         "params": classifier_state["params"],
         "batch_stats": classifier_state["batch_stats"],
     }
-    generator_variables = gan_state["generator"]
+    generator_variables = gan_state["generator_ema"]  # the moving average (see make_gan_step)
     return PretrainedModels(
         spec=spec,
         generator_variables=generator_variables,
@@ -90,6 +93,38 @@ def export_from_runs(
         {"config": config.to_dict(), "quality": quality},
     )
     return quality
+
+
+def train_and_export(
+    config: ml_collections.ConfigDict,
+    directory: str | os.PathLike,
+    *,
+    log: Callable[[str], Any] = print,
+) -> pathlib.Path:
+    """Trains the classifier and the GAN the config describes and exports them for analysis.
+
+    Writes ``directory/classifier`` and ``directory/gan`` (training runs) and
+    ``directory/exported`` (what :func:`~latentjax.pretrained.load_pretrained` reads), and
+    returns the last. Calling it again after an interruption resumes each run from its last
+    checkpoint; a finished export is reused as it is. The export is written beside its final
+    name and renamed when complete, so a half-written export is never taken for a finished one.
+    """
+    directory = pathlib.Path(directory)
+    exported = directory / "exported"
+    if exported.is_dir():
+        log(f"models: using {exported}, exported earlier")
+        return exported
+    log(f"models: training the classifier in {directory / 'classifier'}")
+    training.train_classifier(config, directory / "classifier", resume=True)
+    log(f"models: training the GAN in {directory / 'gan'}")
+    training.train_gan(config, directory / "gan", resume=True)
+    staging = directory / "exported.partial"
+    if staging.exists():
+        shutil.rmtree(staging)  # an export cut short by an interruption
+    log("models: evaluating and exporting")
+    export_from_runs(config, directory / "classifier", directory / "gan", staging)
+    os.replace(staging, exported)
+    return exported
 
 
 def load_models(

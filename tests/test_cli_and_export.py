@@ -70,6 +70,14 @@ def test_train_evaluate_export_and_load(tmp_path, tfds_dir, capsys):
     np.testing.assert_allclose(jnp.sum(probs, -1), 1.0, atol=1e-5)
 
 
+def test_reproduce_names_missing_models_before_creating_the_run_directory(tmp_path, capsys):
+    run = tmp_path / "run"
+    code = cli.main(["reproduce", "--config", TINY, "--workdir", str(run), "--config.analysis.pretrained=nowhere"])
+    assert code == 2
+    assert "no pretrained models 'nowhere'" in capsys.readouterr().err
+    assert not run.exists()
+
+
 def test_unknown_pretrained_name_lists_the_shipped_ones():
     with pytest.raises(FileNotFoundError, match="no pretrained models 'cifar'"):
         lj.load_pretrained("cifar")

@@ -33,6 +33,8 @@ def test_tiny_config_derives_from_default():
         ("gan_training.batch_sise=8", "config.gan_training.batch_sise: no such key in this config."),
         ("latent_dim='big'", "config.latent_dim='big': wrong type, expected int."),
         ("latent_dim", "override 'latent_dim': expected KEY=VALUE, e.g. seed=3."),
+        ("analysis.pretrained=''", "config.analysis.pretrained='': expected a shipped name or an exported folder (or config.analysis.train_models=True)."),
+        ("analysis.train_models=1", "config.analysis.train_models=1: wrong type, expected bool."),
     ],
 )
 def test_bad_overrides_name_key_and_value(default_config, override, message):

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+import latentjax as lj
 from latentjax import config as config_lib
 from latentjax import reproduce
 from latentjax.errors import RunDirectoryError
@@ -88,3 +89,42 @@ def test_interrupted_run_resumes_from_the_last_finished_stage(run, tmp_path):
     (partial / "results.json").unlink()
     resumed = reproduce.reproduce(config, partial, resume=True)
     assert resumed["intersection_ratio"] == results["intersection_ratio"]
+
+
+
+def test_train_and_export_resumes_an_interrupted_training_and_export(tiny_config, tmp_path):
+    from latentjax import training, workflows
+
+    models_dir = tmp_path / "models"
+    # Killed while the classifier trained, after an earlier export had begun writing.
+    training.train_classifier(tiny_config, models_dir / "classifier", stop_after_steps=4)
+    (models_dir / "exported.partial" / "generator").mkdir(parents=True)
+
+    exported = workflows.train_and_export(tiny_config, models_dir, log=lambda message: None)
+
+    assert exported == models_dir / "exported" and not (models_dir / "exported.partial").exists()
+    for run in ("classifier", "gan"):
+        steps = [json.loads(line)["step"] for line in (models_dir / run / "metrics.jsonl").read_text().splitlines()]
+        assert steps == [2, 4, 6, 8], run  # 64 examples / batch 8, one epoch; no step twice
+    models = lj.load_pretrained(exported)
+    assert 0.0 <= models.metadata["quality"]["classifier_test_accuracy"] <= 1.0
+    # A finished export is reused, not trained or written again.
+    assert workflows.train_and_export(tiny_config, models_dir, log=lambda message: None) == exported
+
+
+def test_reproduce_trains_models_when_asked_and_analyses_them(tiny_config, tmp_path, monkeypatch):
+    from latentjax import pretrained, workflows
+
+    calls = []
+
+    def train_and_export(config, directory, *, log):
+        calls.append(directory)
+        # Models trained for a few steps find no confident codes, so stand in the shipped ones.
+        return pretrained.PRETRAINED_ROOT / "fashion_mnist"
+
+    monkeypatch.setattr(workflows, "train_and_export", train_and_export)
+    config = config_lib.apply_overrides(tiny_config, {"analysis.train_models": True, "analysis.seeds": (0,)})
+    results = reproduce.reproduce(config, tmp_path / "run")
+    assert calls == [tmp_path / "run" / "models"]
+    assert results["models"]["trained_here"] and results["models"]["pretrained"].endswith("fashion_mnist")
+    assert "(trained by this run)" in (tmp_path / "run" / "report.md").read_text()

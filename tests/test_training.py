@@ -1,6 +1,7 @@
 """Training steps learn, runs resume exactly, and run directories are never overwritten."""
 
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from latentjax import config as config_lib
-from latentjax import data, training
+from latentjax import checkpoints, data, training
 from latentjax.errors import RunDirectoryError
 from latentjax.models import ModelSpec
 
@@ -29,7 +30,7 @@ def test_classifier_step_lowers_the_loss_on_a_fixed_batch(tiny_config):
     step = jax.jit(training.make_classifier_step(config))
     losses = []
     for i in range(15):
-        state, metrics = step(state, images, labels, jax.random.key(i))
+        state, metrics = step(state, images, labels, jax.random.key(i), i)
         losses.append(float(metrics["loss"]))
     assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3])
 
@@ -51,9 +52,65 @@ def test_gan_step_teaches_the_discriminator(tiny_config):
     before = d_loss(state["discriminator"])
     step = jax.jit(training.make_gan_step(tiny_config))
     for i in range(10):
-        state, metrics = step(state, real, labels, jax.random.key(i))
+        state, metrics = step(state, real, labels, jax.random.key(i), i)
         assert np.isfinite(float(metrics["g_loss"]))
     assert d_loss(state["discriminator"]) < before
+
+
+@pytest.mark.parametrize("start_epoch, decay", [(0, 0.5), (1, 0.5), (0, 0.0)])
+def test_generator_average_follows_its_recursion(tiny_config, start_epoch, decay):
+    config = config_lib.apply_overrides(
+        tiny_config, {"gan_training.ema_start_epoch": start_epoch, "gan_training.ema_decay": decay}
+    )
+    start = training.ema_start_step(config)
+    assert start == start_epoch * 64 // 8  # 64 examples, batch 8
+    real, labels = _fixed_batch(config, 8)
+    state = training.init_gan_state(config, jax.random.key(0))
+    step = jax.jit(training.make_gan_step(config))
+    expected = state["generator"]
+    for i in range(3):
+        state, _ = step(state, real, labels, jax.random.key(i), i)
+        d = decay if i >= start else 0.0
+        expected = jax.tree.map(lambda e, g: d * e + (1 - d) * g, expected, state["generator"])
+    for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(state["generator_ema"])):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    averaged = jax.tree.leaves(state["generator_ema"]["params"])[0]
+    last = jax.tree.leaves(state["generator"]["params"])[0]
+    assert np.array_equal(averaged, last) == (start > 0 or decay == 0.0)
+
+
+def test_gan_run_saved_before_the_average_existed_resumes_exactly(tiny_config, tmp_path):
+    config = config_lib.apply_overrides(
+        tiny_config, {"gan_training.epochs": 2, "gan_training.ema_start_epoch": 1}
+    )
+    uninterrupted = training.train_gan(config, tmp_path / "a")
+    # A run stopped at step 4 by a version without the average: no generator_ema, no ema keys.
+    old = tmp_path / "old"
+    training.train_gan(config, old, stop_after_steps=4)
+    manager = checkpoints.open_manager(old / "checkpoints")
+    state, metadata = checkpoints.restore(manager)
+    manager.close()
+    for path in (old / "checkpoints").iterdir():
+        shutil.rmtree(path)
+    manager = checkpoints.open_manager(old / "checkpoints")
+    checkpoints.save(manager, 4, {k: v for k, v in state.items() if k != "generator_ema"}, metadata)
+    manager.close()
+    record = json.loads((old / "run.json").read_text())
+    for key in ("ema_decay", "ema_start_epoch"):
+        del record["config"]["gan_training"][key]
+    (old / "run.json").write_text(json.dumps(record))
+    before = (old / "run.json").read_text()
+
+    # Its average would have started at step 0, before the checkpoint: refused, nothing changed.
+    too_early = config_lib.apply_overrides(config, {"gan_training.ema_start_epoch": 0})
+    with pytest.raises(RunDirectoryError, match="step 4 has no generator average"):
+        training.train_gan(too_early, old, resume=True)
+    assert (old / "run.json").read_text() == before
+
+    resumed = training.train_gan(config, old, resume=True)
+    for a, b in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(resumed)):
+        np.testing.assert_array_equal(a, b)
+    assert json.loads((old / "run.json").read_text())["config"]["gan_training"]["ema_start_epoch"] == 1
 
 
 def test_batch_indices_cover_each_epoch_once_and_depend_on_seed():
