@@ -46,7 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.classifier_training = ml_collections.ConfigDict(
         dict(
             batch_size=128,
-            epochs=10,
+            epochs=15,
             learning_rate=2e-3,
             weight_decay=1e-4,
             augment=True,

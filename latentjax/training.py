@@ -541,6 +541,9 @@ def load_run_state(config, workdir: str | os.PathLike, kind: str) -> State:
     like = init(config, jax.random.key(config.seed))
     manager = checkpoints.open_manager(pathlib.Path(workdir) / "checkpoints", read_only=True)
     try:
+        if kind == "gan" and "generator_ema" not in checkpoints.restore(manager)[0]:
+            # Saved before the GAN kept an average: its generator is the only one it has.
+            return _restore_predating_average(manager, like)
         state, _ = checkpoints.restore(manager, like)
     finally:
         manager.close()

@@ -107,6 +107,11 @@ def test_gan_run_saved_before_the_average_existed_resumes_exactly(tiny_config, t
         training.train_gan(too_early, old, resume=True)
     assert (old / "run.json").read_text() == before
 
+    # Until then, loading it for evaluation or export takes its generator as the average.
+    loaded = training.load_run_state(config, old, "gan")
+    for a, b in zip(jax.tree.leaves(loaded["generator"]), jax.tree.leaves(loaded["generator_ema"])):
+        np.testing.assert_array_equal(a, b)
+
     resumed = training.train_gan(config, old, resume=True)
     for a, b in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(resumed)):
         np.testing.assert_array_equal(a, b)
