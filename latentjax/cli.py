@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", default=None, help="shipped name or exported folder")
     p.add_argument("--classifier-run", default=None, help="evaluate this classifier run instead")
     p.add_argument("--gan-run", default=None, help="evaluate this GAN run instead")
+    p.add_argument(
+        "--gan-weights",
+        choices=("average", "last"),
+        default="average",
+        help="with --gan-run: the generator's moving average (what export writes) or last update",
+    )
     p.add_argument("--output", default=None, help="also write the numbers to this new JSON file")
 
     p = with_config(sub.add_parser("reproduce", help="reproduce the paper: Table 1, figures, report"))
@@ -103,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 pretrained=args.pretrained,
                 classifier_run=args.classifier_run,
                 gan_run=args.gan_run,
+                generator_weights=args.gan_weights,
             )
             quality = workflows.evaluate_models(config, models)
             _print_quality(quality)

@@ -21,12 +21,25 @@ from latentjax.pretrained import PretrainedModels, export_models, load_pretraine
 from latentjax.quality import classifier_accuracy, gan_quality
 
 
+GENERATOR_WEIGHTS = {"average": "generator_ema", "last": "generator"}
+
+
 def models_from_runs(
     config: ml_collections.ConfigDict,
     classifier_run: str | os.PathLike,
     gan_run: str | os.PathLike,
+    *,
+    generator_weights: str = "average",
 ) -> PretrainedModels:
-    """The newest checkpoints of a classifier run and a GAN run, as frozen callables."""
+    """The newest checkpoints of a classifier run and a GAN run, as frozen callables.
+
+    ``generator_weights``: ``'average'`` (the moving average the GAN exports, see
+    :func:`latentjax.training.make_gan_step`) or ``'last'`` (the generator's last update).
+    """
+    if generator_weights not in GENERATOR_WEIGHTS:
+        raise ValueError(
+            f"generator_weights={generator_weights!r}: expected one of {sorted(GENERATOR_WEIGHTS)}."
+        )
     spec = ModelSpec.from_config(config)
     classifier_state = training.load_run_state(config, classifier_run, "classifier")
     gan_state = training.load_run_state(config, gan_run, "gan")
@@ -34,7 +47,7 @@ def models_from_runs(
         "params": classifier_state["params"],
         "batch_stats": classifier_state["batch_stats"],
     }
-    generator_variables = gan_state["generator_ema"]  # the moving average (see make_gan_step)
+    generator_variables = gan_state[GENERATOR_WEIGHTS[generator_weights]]
     return PretrainedModels(
         spec=spec,
         generator_variables=generator_variables,
@@ -133,12 +146,15 @@ def load_models(
     pretrained: str | None = None,
     classifier_run: str | None = None,
     gan_run: str | None = None,
+    generator_weights: str = "average",
 ) -> PretrainedModels:
     """Models from two training runs when both are given, else shipped/exported models."""
     if classifier_run or gan_run:
         if not (classifier_run and gan_run):
             raise ValueError("give both a classifier run and a GAN run, or neither.")
-        return models_from_runs(config, classifier_run, gan_run)
+        return models_from_runs(config, classifier_run, gan_run, generator_weights=generator_weights)
+    if generator_weights != "average":
+        raise ValueError("generator_weights applies to a GAN run (give --gan-run), not to exported models.")
     return load_pretrained(pretrained or config.dataset)
 
 

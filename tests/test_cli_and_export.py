@@ -50,9 +50,13 @@ def test_train_evaluate_export_and_load(tmp_path, tfds_dir, capsys):
     assert cli.main(["train-gan", *common, "--workdir", str(tmp_path / "g")]) == 0
     runs = ["--classifier-run", str(tmp_path / "c"), "--gan-run", str(tmp_path / "g")]
     output = tmp_path / "quality.json"
+    assert cli.main(["evaluate", *common, *runs, "--gan-weights", "last"]) == 0
+    last_printed = capsys.readouterr().out
     assert cli.main(["evaluate", *common, *runs, "--output", str(output)]) == 0
     printed = capsys.readouterr().out
     assert "classifier test accuracy:" in printed and "untrained generator vs test" in printed
+    # The tiny config averages from step 0 with decay 0.5: the two generators differ.
+    assert last_printed.splitlines()[2:4] != printed.splitlines()[2:4]
     quality = json.loads(output.read_text())
     gan = quality["gan"]
     assert 0.0 <= quality["classifier_test_accuracy"] <= 1.0
