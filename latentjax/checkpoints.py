@@ -78,6 +78,15 @@ def restore(
     return restored["state"], dict(restored["metadata"] or {})
 
 
+def saved_keys(manager: ocp.CheckpointManager, step: int | None = None) -> set[str]:
+    """The top-level keys of the state saved at ``step`` (default newest), without its arrays."""
+    step = manager.latest_step() if step is None else step
+    if step is None:
+        raise FileNotFoundError(f"no checkpoint in {manager.directory}")
+    tree = ocp.StandardCheckpointer().metadata(pathlib.Path(manager.directory) / str(step) / "state")
+    return set(tree.item_metadata.keys())
+
+
 def restore_metadata(directory: str | os.PathLike, step: int | None = None) -> dict:
     """Only the JSON metadata of a step (default newest), without touching the arrays."""
     manager = open_manager(directory, read_only=True)

@@ -513,11 +513,10 @@ def _saved_without_average(config, workdir: str | os.PathLike) -> bool:
     manager = checkpoints.open_manager(directory, read_only=True)
     try:
         step = manager.latest_step()
-        saved = None if step is None else checkpoints.restore(manager)[0]
+        if step is None or "generator_ema" in checkpoints.saved_keys(manager, step):
+            return False
     finally:
         manager.close()
-    if saved is None or "generator_ema" in saved:
-        return False
     start = ema_start_step(config)
     if step > start:
         raise RunDirectoryError(
@@ -541,7 +540,7 @@ def load_run_state(config, workdir: str | os.PathLike, kind: str) -> State:
     like = init(config, jax.random.key(config.seed))
     manager = checkpoints.open_manager(pathlib.Path(workdir) / "checkpoints", read_only=True)
     try:
-        if kind == "gan" and "generator_ema" not in checkpoints.restore(manager)[0]:
+        if kind == "gan" and "generator_ema" not in checkpoints.saved_keys(manager):
             # Saved before the GAN kept an average: its generator is the only one it has.
             return _restore_predating_average(manager, like)
         state, _ = checkpoints.restore(manager, like)
