@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 
 import latentjax as lj
-from latentjax import weights as weights_module
+from latentjax.analysis import weights as weights_module
 from latentjax.models import ModelSpec, make_classify, make_generate
 
 

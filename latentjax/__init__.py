@@ -1,62 +1,44 @@
 """latentjax: which latent dimensions of a GAN control which concept, in JAX.
 
-The analysis (Li et al., ICPR 2020; see SPEC.md) takes any pair of pure functions
-``generate(z[B, N]) -> x`` and ``classify(x) -> probs[B, C]``:
+The analysis (Li et al., ICPR 2020; see SPEC.md) takes a generator ``generate(z[B, N]) -> x``
+and a classifier ``classify(x) -> probs[B, C]``, either as model pytrees (for example
+``jax.tree_util.Partial(apply, variables)``, what :func:`load_pretrained` gives) or as plain
+functions:
 
 - :func:`sample_class_latents`, :func:`invert_images`: the latent sample sets ``Z_j``;
 - :func:`compute_apcr`: Method A (sequential intervention, APCR and score curves);
 - :func:`optimize_weights`: Method B (optimised weight vectors in [-1, 1]^N);
 - :func:`top_k_mask`, :func:`controlling_set`, :func:`intersection_ratio`: the sets and Table 1;
 - :func:`manipulate`: shifting codes along a signed set of dimensions;
-- :func:`tsne_embedding`, :func:`knn_class_accuracy`: latent-space structure.
+- :func:`tsne_embedding`, :func:`knn_class_accuracy`: latent-space structure;
+- :func:`stack_pytrees`, :func:`shard_leading_axis`, :func:`local_mesh`: many model seeds in
+  one program, over all devices.
 
-Models, data and training (``latentjax.models``, ``latentjax.data``, ``latentjax.training``)
-sit beside the analysis; :func:`load_pretrained` gives the shipped Fashion-MNIST models.
+The packages show the layers: :mod:`latentjax.analysis` (the pure core, importing nothing else),
+:mod:`latentjax.models` (Flax networks, training, checkpoints, the shipped weights),
+:mod:`latentjax.data` (datasets), :mod:`latentjax.experiment` (pipeline stages, reproduction,
+report) and :mod:`latentjax.cli` on top. :func:`load_pretrained` (the shipped Fashion-MNIST
+models) loads the model stack only when first used.
 """
 
-from latentjax.apcr import APCRResult, compute_apcr
-from latentjax.latents import ClassLatents, Inversion, invert_images, sample_class_latents
-from latentjax.manipulation import ManipulationResult, compare_sets, manipulate, shift_codes
-from latentjax.pretrained import PretrainedModels, load_pretrained
-from latentjax.sets import (
-    bottom_k_mask,
-    chance_level,
-    controlling_set,
-    intersection_ratio,
-    random_k_mask,
-    ranked_indices,
-    signed_directions,
-    top_k_mask,
-)
-from latentjax.structure import knn_class_accuracy, tsne_embedding
-from latentjax.weights import WeightResult, optimize_weights, weight_objective
+from latentjax.analysis import *  # noqa: F403
+from latentjax.analysis import __all__ as _analysis_names
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "APCRResult",
-    "ClassLatents",
-    "Inversion",
-    "ManipulationResult",
-    "PretrainedModels",
-    "WeightResult",
-    "bottom_k_mask",
-    "chance_level",
-    "compare_sets",
-    "compute_apcr",
-    "controlling_set",
-    "intersection_ratio",
-    "invert_images",
-    "knn_class_accuracy",
-    "load_pretrained",
-    "manipulate",
-    "optimize_weights",
-    "random_k_mask",
-    "ranked_indices",
-    "sample_class_latents",
-    "shift_codes",
-    "signed_directions",
-    "top_k_mask",
-    "tsne_embedding",
-    "weight_objective",
-]
+# Names from the models layer, imported on first use so the analysis alone stays light.
+_LAZY = {
+    "PretrainedModels": "latentjax.models.pretrained",
+    "load_pretrained": "latentjax.models.pretrained",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'latentjax' has no attribute {name!r}")
+
+
+__all__ = [*_analysis_names, *_LAZY]

@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Imported here so that `latentjax --help` answers at once.
         from latentjax import config as config_lib
-        from latentjax import training, workflows
+        from latentjax.experiment import workflows
+        from latentjax.models import training
 
         if getattr(args, "train_models", False):
             overrides = [*overrides, "analysis.train_models=True"]
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.output:
                 pathlib.Path(args.output).write_text(json.dumps(quality, indent=2))
         elif args.command == "reproduce":
-            from latentjax import reproduce
+            from latentjax.experiment import reproduce
 
             workdir = args.workdir or reproduce.default_workdir(config)
             results = reproduce.reproduce(config, workdir, resume=args.resume)

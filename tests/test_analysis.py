@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import latentjax as lj
-from latentjax import apcr as apcr_module
-from latentjax import weights as weights_module
+from latentjax.analysis import apcr as apcr_module
+from latentjax.analysis import weights as weights_module
 
 import planted
 

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from latentjax import checkpoints
+from latentjax.models import checkpoints
 
 
 def _tree():

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from latentjax import models
+from latentjax.models import networks as models
 from latentjax.models import ModelSpec
 
 

@@ -6,7 +6,7 @@ import pytest
 
 import latentjax as lj
 from latentjax import data
-from latentjax.quality import classifier_accuracy
+from latentjax.models.quality import classifier_accuracy
 
 
 @pytest.fixture(scope="module")

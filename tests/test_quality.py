@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from latentjax import quality
+from latentjax.models import quality
 
 
 def test_frechet_distance_of_gaussians_matches_closed_form():

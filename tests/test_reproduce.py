@@ -7,7 +7,7 @@ import pytest
 
 import latentjax as lj
 from latentjax import config as config_lib
-from latentjax import reproduce
+from latentjax.experiment import reproduce
 from latentjax.errors import RunDirectoryError
 
 
@@ -32,7 +32,7 @@ def test_run_directory_holds_every_output(run):
 
 
 def reproduce_figures():
-    from latentjax.report import FIGURES
+    from latentjax.experiment.report import FIGURES
 
     return tuple(FIGURES)
 
@@ -93,7 +93,8 @@ def test_interrupted_run_resumes_from_the_last_finished_stage(run, tmp_path):
 
 
 def test_train_and_export_resumes_an_interrupted_training_and_export(tiny_config, tmp_path):
-    from latentjax import training, workflows
+    from latentjax.experiment import workflows
+    from latentjax.models import training
 
     models_dir = tmp_path / "models"
     # Killed while the classifier trained, after an earlier export had begun writing.
@@ -113,7 +114,8 @@ def test_train_and_export_resumes_an_interrupted_training_and_export(tiny_config
 
 
 def test_reproduce_trains_models_when_asked_and_analyses_them(tiny_config, tmp_path, monkeypatch):
-    from latentjax import pretrained, workflows
+    from latentjax.experiment import workflows
+    from latentjax.models import pretrained
 
     calls = []
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from latentjax import config as config_lib
-from latentjax import checkpoints, data, training
+from latentjax import data
+from latentjax.models import checkpoints, training
 from latentjax.errors import RunDirectoryError
 from latentjax.models import ModelSpec
 

@@ -28,15 +28,17 @@ import ml_collections
 import numpy as np
 
 import latentjax
-from latentjax import checkpoints, data, workflows
-from latentjax.apcr import compute_apcr
-from latentjax.latents import invert_images, sample_class_latents
-from latentjax.manipulation import compare_sets
-from latentjax.pretrained import load_pretrained
-from latentjax.sets import chance_level, controlling_set, intersection_ratio, top_k_mask
-from latentjax.structure import knn_class_accuracy, tsne_embedding
-from latentjax.training import prepare_run_directory
-from latentjax.weights import optimize_weights
+from latentjax import data
+from latentjax.experiment import workflows
+from latentjax.models import checkpoints
+from latentjax.analysis.apcr import compute_apcr
+from latentjax.analysis.latents import invert_images, sample_class_latents
+from latentjax.analysis.manipulation import compare_sets
+from latentjax.models.pretrained import load_pretrained
+from latentjax.analysis.sets import chance_level, controlling_set, intersection_ratio, top_k_mask
+from latentjax.analysis.structure import knn_class_accuracy, tsne_embedding
+from latentjax.models.training import prepare_run_directory
+from latentjax.analysis.weights import optimize_weights
 
 #: The paper's Table 1 (Fashion-MNIST, classes 0..9).
 PAPER_TABLE_1 = (0.7, 0.9, 0.7, 0.8, 0.4, 1.0, 0.7, 0.9, 0.7, 0.7)
@@ -94,7 +96,7 @@ def reproduce(
     log: Callable[[str], Any] = print,
 ) -> dict:
     """Runs the whole reproduction into ``workdir`` and returns the ``results.json`` content."""
-    from latentjax import report  # figures need matplotlib; imported only when used
+    from latentjax.experiment import report  # figures need matplotlib; imported only when used
 
     a = config.analysis
     # Missing models or data fail here, before the run directory exists.

@@ -15,10 +15,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from latentjax import data, training
-from latentjax.models import ModelSpec, make_classify, make_features, make_generate
-from latentjax.pretrained import PretrainedModels, export_models, load_pretrained
-from latentjax.quality import classifier_accuracy, gan_quality
+from latentjax import data
+from latentjax.models import training
+from latentjax.models.networks import ModelSpec, make_classify, make_features, make_generate
+from latentjax.models.pretrained import PretrainedModels, export_models, load_pretrained
+from latentjax.models.quality import classifier_accuracy, gan_quality
 
 
 GENERATOR_WEIGHTS = {"average": "generator_ema", "last": "generator"}

@@ -19,8 +19,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from latentjax import _validation
-from latentjax._chunking import default_chunk_size, map_in_chunks
+from latentjax.analysis import _validation
+from latentjax.analysis._chunking import default_chunk_size, map_in_chunks
+from latentjax.analysis.parallel import as_pytree
 
 DEFAULT_ALPHAS = tuple(float(a) for a in jnp.linspace(-3.0, 3.0, 13).tolist())
 
@@ -68,6 +69,16 @@ def manipulate(
 
     ``mode='same'``: ``direction`` raises ``Q_class``, codes move against it; the rate is the flip
     rate. ``mode='cross'``: codes move along it; the rate is the share that becomes ``class``.
+    Models, codes, direction and ``alphas`` are traced (pytrees or plain functions as in
+    :func:`latentjax.compute_apcr`).
+
+    >>> import jax, jax.numpy as jnp
+    >>> classify = lambda x: jax.nn.softmax(jnp.stack([x[:, 0], -x[:, 0]], -1))
+    >>> codes = jnp.full((4, 2), 1.0)                  # class 0: the first coordinate is positive
+    >>> result = manipulate(lambda z: z, classify, codes, jnp.array([1.0, 0.0]), 0,
+    ...                     alphas=jnp.array([0.0, 3.0]))
+    >>> result.argmax_rate.tolist()                    # moved against the direction: all flip
+    [0.0, 1.0]
     """
     _validation.check_codes(codes, ndim=2)
     if jnp.shape(direction) != (codes.shape[-1],):
@@ -77,6 +88,7 @@ def manipulate(
         )
     if mode not in ("same", "cross"):
         raise ValueError(f"mode={mode!r}: expected 'same' or 'cross'.")
+    generate, classify = as_pytree(generate), as_pytree(classify)
     num_classes = _validation.probe_models(generate, classify, codes)
     _validation.check_class_index(class_index, num_classes)
     alphas = jnp.asarray(alphas, codes.dtype)
@@ -115,11 +127,7 @@ def _manipulate_core(
     )
 
 
-_manipulate_jit = jax.jit(
-    _manipulate_core,
-    static_argnums=(0, 1),
-    static_argnames=("same", "num_images", "chunk_size"),
-)
+_manipulate_jit = jax.jit(_manipulate_core, static_argnames=("same", "num_images", "chunk_size"))
 
 
 def compare_sets(
@@ -151,7 +159,7 @@ def compare_sets(
       ``{'top': r, 'bottom': r, 'random': r}``, each a :class:`ManipulationResult` whose fields
       carry a leading class axis ``[C, ...]``.
     """
-    from latentjax import sets  # a sibling module of the analysis
+    from latentjax.analysis import sets  # a sibling module of the analysis
 
     _validation.check_codes(codes, ndim=3)
     num_sets, _, latent_dim = codes.shape
@@ -162,10 +170,12 @@ def compare_sets(
         )
     if mode not in ("same", "cross"):
         raise ValueError(f"mode={mode!r}: expected 'same' or 'cross'.")
+    generate, classify = as_pytree(generate), as_pytree(classify)
     num_classes = _validation.probe_models(generate, classify, codes)
     targets = jnp.arange(num_sets) if targets is None else jnp.asarray(targets, jnp.int32)
-    for t in targets.tolist():
-        _validation.check_class_index(t, num_classes, "target")
+    if _validation.is_concrete(targets):
+        for t in targets.tolist():
+            _validation.check_class_index(t, num_classes, "target")
     masks = {
         "top": sets.top_k_mask(scores, k),
         "bottom": sets.bottom_k_mask(scores, k),
@@ -194,8 +204,4 @@ def _compare_core(generate, classify, codes, directions, alphas, targets, **opti
     return jax.lax.map(lambda args: per_class(*args), (codes, directions, targets))
 
 
-_compare_jit = jax.jit(
-    _compare_core,
-    static_argnums=(0, 1),
-    static_argnames=("same", "num_images", "chunk_size"),
-)
+_compare_jit = jax.jit(_compare_core, static_argnames=("same", "num_images", "chunk_size"))

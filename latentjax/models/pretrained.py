@@ -21,15 +21,21 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from latentjax import checkpoints
-from latentjax.models import ModelSpec, make_classify, make_features, make_generate
+from latentjax.models import checkpoints
+from latentjax.models.networks import ModelSpec, make_classify, make_features, make_generate
 
-PRETRAINED_ROOT = pathlib.Path(__file__).parent / "pretrained"
+PRETRAINED_ROOT = pathlib.Path(__file__).parents[1] / "pretrained"
 
 
 @dataclasses.dataclass(frozen=True)
 class PretrainedModels:
-    """A frozen generator and classifier with their metadata."""
+    """A frozen generator and classifier with their metadata.
+
+    ``generate``, ``classify`` and ``features`` are model pytrees
+    (``jax.tree_util.Partial(apply, variables)``, see :func:`latentjax.models.make_generate`):
+    call them like functions, pass them to jitted code as ordinary arguments, and stack several
+    seeds' with :func:`latentjax.stack_pytrees` for ``jax.vmap``.
+    """
 
     spec: ModelSpec
     generator_variables: Any
@@ -67,7 +73,10 @@ def export_models(
 
 
 def load_pretrained(name_or_path: str | os.PathLike = "fashion_mnist") -> PretrainedModels:
-    """Loads exported models: a shipped name (``'fashion_mnist'``) or a folder path."""
+    """Loads exported models: a shipped name (``'fashion_mnist'``) or a folder path.
+
+    Returns :class:`PretrainedModels` whose ``generate`` and ``classify`` are model pytrees.
+    """
     path = pathlib.Path(name_or_path)
     if not path.is_dir():
         shipped = PRETRAINED_ROOT / str(name_or_path)

@@ -25,11 +25,12 @@ import ml_collections
 import numpy as np
 import optax
 
-from latentjax import checkpoints, data
+from latentjax import data
+from latentjax.models import checkpoints
 from latentjax._progress import ProgressLog
 from latentjax.errors import RunDirectoryError
 from latentjax.images import save_image_grid
-from latentjax.models import ModelSpec
+from latentjax.models.networks import ModelSpec
 
 State = dict[str, Any]
 

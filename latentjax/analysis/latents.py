@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from latentjax import _validation
+from latentjax.analysis import _validation
+from latentjax.analysis.parallel import as_pytree
 
 
 class ClassLatents(NamedTuple):
@@ -45,7 +46,9 @@ def sample_class_latents(
 
     Raises ``RuntimeError`` naming the short classes when ``max_draws`` codes did not give ``S``
     per class (unless ``require_full=False``: then unfilled rows are zero and ``counts`` says how
-    many are real).
+    many are real). ``generate`` and ``classify`` are model pytrees or plain functions; they,
+    ``key`` and ``threshold`` are traced, so the call also works under ``jax.vmap`` over keys or
+    stacked models (there the short-class check cannot run: read ``counts``).
 
     >>> import jax, jax.numpy as jnp
     >>> classify = lambda x: jax.nn.softmax(jnp.stack([5 * x[:, 0], -5 * x[:, 0]], -1))
@@ -61,8 +64,10 @@ def sample_class_latents(
     _validation.check_positive(samples_per_class, "samples_per_class", integer=True)
     _validation.check_positive(batch_size, "batch_size", integer=True)
     _validation.check_positive(max_draws, "max_draws", integer=True)
-    if not 0.0 <= threshold <= 1.0:
+    level = _validation.scalar_value(threshold, "threshold")
+    if level is not None and not 0.0 <= level <= 1.0:
         raise ValueError(f"threshold={threshold!r}: expected a probability in [0, 1].")
+    generate, classify = as_pytree(generate), as_pytree(classify)
     found = _validation.probe_models(generate, classify, jnp.zeros((2, latent_dim)))
     if found != num_classes:
         raise ValueError(f"classify returns {found} classes: expected num_classes={num_classes}.")
@@ -70,13 +75,15 @@ def sample_class_latents(
         generate,
         classify,
         key,
+        _validation.as_float(threshold),
+        jnp.int32(-(-max_draws // batch_size)),
         latent_dim=latent_dim,
         num_classes=num_classes,
         samples_per_class=samples_per_class,
-        threshold=float(threshold),
         batch_size=batch_size,
-        max_rounds=-(-max_draws // batch_size),
     )
+    if not _validation.is_concrete(result.counts):
+        return result  # inside the caller's jit or vmap: counts says how many are real
     counts = result.counts.tolist()
     short = {j: c for j, c in enumerate(counts) if c < samples_per_class}
     if short and require_full:
@@ -92,13 +99,13 @@ def _sample_core(
     generate,
     classify,
     key,
+    threshold,
+    max_rounds,
     *,
     latent_dim,
     num_classes,
     samples_per_class,
-    threshold,
     batch_size,
-    max_rounds,
 ):
     codes0 = jnp.zeros((num_classes, samples_per_class, latent_dim))
     counts0 = jnp.zeros((num_classes,), jnp.int32)
@@ -127,11 +134,7 @@ def _sample_core(
 
 
 _sample_jit = jax.jit(
-    _sample_core,
-    static_argnums=(0, 1),
-    static_argnames=(
-        "latent_dim", "num_classes", "samples_per_class", "threshold", "batch_size", "max_rounds"
-    ),
+    _sample_core, static_argnames=("latent_dim", "num_classes", "samples_per_class", "batch_size")
 )
 
 
@@ -172,10 +175,11 @@ def invert_images(
     _validation.check_positive(latent_dim, "latent_dim", integer=True)
     _validation.check_positive(steps, "steps", integer=True)
     _validation.check_positive(learning_rate, "learning_rate")
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta < 0:
-        raise ValueError(f"beta={beta!r}: expected a non-negative number.")
+    _validation.check_non_negative(beta, "beta")
     _validation.check_codes(images, name="images")
-    probe = generate(jnp.zeros((1, latent_dim)))
+    generate = as_pytree(generate)
+    classify = None if classify is None else as_pytree(classify)
+    probe = jax.eval_shape(generate, jnp.zeros((1, latent_dim)))
     if probe.shape[1:] != images.shape[1:]:
         raise ValueError(
             f"images have shape {images.shape[1:]} each but generate returns {probe.shape[1:]}: "
@@ -186,15 +190,15 @@ def invert_images(
         classify,
         jnp.asarray(images),
         key,
+        _validation.as_float(beta),
+        _validation.as_float(learning_rate),
         latent_dim=latent_dim,
-        beta=float(beta),
         steps=steps,
-        learning_rate=float(learning_rate),
     )
 
 
-def _invert_core(generate, classify, images, key, *, latent_dim, beta, steps, learning_rate):
-    optimizer = optax.adam(learning_rate)
+def _invert_core(generate, classify, images, key, beta, learning_rate, *, latent_dim, steps):
+    optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
 
     def loss_fn(z, x):
         return jnp.sum((generate(z[None])[0] - x) ** 2) + beta * jnp.sum(z * z)
@@ -209,7 +213,9 @@ def _invert_core(generate, classify, images, key, *, latent_dim, beta, steps, le
                 updates, opt_state = optimizer.update(grad, opt_state, z)
             return (optax.apply_updates(z, updates), opt_state), loss
 
-        (z, _), losses = jax.lax.scan(step, (z0, optimizer.init(z0)), None, length=steps)
+        with jax.numpy_dtype_promotion("standard"):
+            opt_state = optimizer.init(z0)
+        (z, _), losses = jax.lax.scan(step, (z0, opt_state), None, length=steps)
         return z, losses
 
     keys = jax.random.split(key, images.shape[0])
@@ -223,8 +229,4 @@ def _invert_core(generate, classify, images, key, *, latent_dim, beta, steps, le
     return Inversion(codes, error, losses, predicted)
 
 
-_invert_jit = jax.jit(
-    _invert_core,
-    static_argnums=(0, 1),
-    static_argnames=("latent_dim", "beta", "steps", "learning_rate"),
-)
+_invert_jit = jax.jit(_invert_core, static_argnames=("latent_dim", "steps"))

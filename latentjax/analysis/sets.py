@@ -14,7 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from latentjax import _validation
+from latentjax.analysis import _validation
 
 
 def _mask_from_indices(indices: jax.Array, num_dims: int) -> jax.Array:

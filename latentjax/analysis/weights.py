@@ -21,7 +21,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from latentjax import _validation
+from latentjax.analysis import _validation
+from latentjax.analysis.parallel import as_pytree
 
 
 class WeightResult(NamedTuple):
@@ -61,23 +62,28 @@ def _optimize_one_class(
     codes,
     target,
     key,
-    *,
     lam,
     xi_min,
     xi_max,
+    learning_rate,
+    init,
+    *,
     steps,
     batch_size,
     optimizer,
-    init,
     parametrization,
 ):
     latent_dim = codes.shape[-1]
+    init = init.astype(codes.dtype)
     if parametrization == "tanh":
         # v such that tanh(v) = init; init is inside (-1, 1) (checked by the caller).
-        v0 = jnp.full((latent_dim,), jnp.arctanh(jnp.asarray(init, codes.dtype)))
+        v0 = jnp.full((latent_dim,), jnp.arctanh(init))
     else:
-        v0 = jnp.full((latent_dim,), jnp.asarray(init, codes.dtype))
+        v0 = jnp.full((latent_dim,), init)
     to_w = jnp.tanh if parametrization == "tanh" else (lambda v: v)
+    if optimizer is None:
+        # The learning rate is an input of the optimiser state, not a constant of the program.
+        optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
 
     def step(carry, step_key):
         v, opt_state = carry
@@ -96,7 +102,9 @@ def _optimize_one_class(
             v = optax.projections.projection_box(v, -1.0, 1.0)
         return (v, opt_state), loss
 
-    (v, _), losses = jax.lax.scan(step, (v0, optimizer.init(v0)), jax.random.split(key, steps))
+    with jax.numpy_dtype_promotion("standard"):
+        opt_state = optimizer.init(v0)
+    (v, _), losses = jax.lax.scan(step, (v0, opt_state), jax.random.split(key, steps))
     return to_w(v), losses
 
 
@@ -123,8 +131,17 @@ def optimize_weights(
       codes: ``[C', S, N]``, the code sets ``Z_j`` (``codes[c]`` belongs to ``classes[c]``).
       key: PRNG key; class ``c`` uses ``fold_in(key, c)``.
       lam: weight of ``||w||_2``. xi_range: ``(xi_min, xi_max)``, ``0 < xi_min <= xi_max``.
-      steps, batch_size, learning_rate: the loop (Adam unless ``optimizer`` is given).
+      steps, batch_size, learning_rate: the loop: Adam through ``optax.inject_hyperparams``, so
+        the learning rate is traced and a new value does not compile again.
       init: initial value of every ``w_i``. parametrization: ``'box'`` (projection) or ``'tanh'``.
+      optimizer: instead of Adam, any ``optax.GradientTransformation`` (``learning_rate`` is then
+        ignored). It is part of the compiled program: build it once and reuse the same object,
+        or each new object compiles again.
+
+    ``generate``, ``classify``, ``codes``, ``key`` and the float settings (``lam``, ``xi_range``,
+    ``learning_rate``, ``init``) are traced, so the function works under ``jax.jit`` and
+    ``jax.vmap`` (for example over a stack of generator seeds, see
+    :func:`latentjax.stack_pytrees`).
 
     Returns:
       :class:`WeightResult`: ``weights[C', N]`` in [-1, 1], ``losses[C', steps]``.
@@ -143,48 +160,52 @@ def optimize_weights(
     _validation.check_positive(steps, "steps", integer=True)
     _validation.check_positive(batch_size, "batch_size", integer=True)
     _validation.check_positive(learning_rate, "learning_rate")
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam < 0:
-        raise ValueError(f"lam={lam!r}: expected a non-negative number.")
+    _validation.check_non_negative(lam, "lam")
     xi_min, xi_max = xi_range
-    if not 0 < xi_min <= xi_max:
+    low = _validation.scalar_value(xi_min, "xi_min")
+    high = _validation.scalar_value(xi_max, "xi_max")
+    if low is not None and high is not None and not 0 < low <= high:
         raise ValueError(f"xi_range={xi_range!r}: expected 0 < xi_min <= xi_max.")
     if parametrization not in ("box", "tanh"):
         raise ValueError(f"parametrization={parametrization!r}: expected 'box' or 'tanh'.")
-    limit = 1.0 if parametrization == "box" else 1.0 - 1e-6
-    if not -limit <= init <= limit or (parametrization == "tanh" and abs(init) >= 1):
+    start = _validation.scalar_value(init, "init")
+    if start is not None and not (
+        -1.0 <= start <= 1.0 if parametrization == "box" else -1.0 < start < 1.0
+    ):
         raise ValueError(
             f"init={init!r}: expected a value in [-1, 1] ('box') or in (-1, 1) ('tanh')."
         )
+    generate, classify = as_pytree(generate), as_pytree(classify)
     classes = _validation.resolve_classes(generate, classify, codes, classes)
-    optimizer = optimizer or optax.adam(learning_rate)
+    codes = jnp.asarray(codes)
+    as_float = lambda x: _validation.as_float(x, codes.dtype)
     return _optimize_jit(
         generate,
         classify,
-        jnp.asarray(codes),
+        codes,
         jnp.asarray(classes, jnp.int32),
         key,
-        lam=float(lam),
-        xi_min=float(xi_min),
-        xi_max=float(xi_max),
+        as_float(lam),
+        as_float(xi_min),
+        as_float(xi_max),
+        as_float(learning_rate),
+        as_float(init),
         steps=int(steps),
         batch_size=int(batch_size),
         optimizer=optimizer,
-        init=float(init),
         parametrization=parametrization,
     )
 
 
-def _optimize_all(generate, classify, codes, classes, key, **options):
+def _optimize_all(generate, classify, codes, classes, key, *settings, **options):
     keys = jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(codes.shape[0]))
-    per_class = lambda c, t, k: _optimize_one_class(generate, classify, c, t, k, **options)
+    per_class = lambda c, t, k: _optimize_one_class(generate, classify, c, t, k, *settings, **options)
     weights, losses = jax.vmap(per_class)(codes, classes, keys)
     return WeightResult(weights, losses)
 
 
+# Only the loop's length, batch size, parametrisation and a user-supplied optimiser are part of
+# the program; models, codes, keys and every float setting are traced inputs.
 _optimize_jit = jax.jit(
-    _optimize_all,
-    static_argnums=(0, 1),
-    static_argnames=(
-        "lam", "xi_min", "xi_max", "steps", "batch_size", "optimizer", "init", "parametrization"
-    ),
+    _optimize_all, static_argnames=("steps", "batch_size", "optimizer", "parametrization")
 )

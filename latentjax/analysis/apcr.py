@@ -10,9 +10,10 @@ For latent dimension ``i``, offset index ``k in {-m, ..., m}`` and step ``delta`
 (both as in ``SPEC.md``). The curves ``mean_z S^k_ij`` are kept (the paper's Figure 3).
 
 All (class, dimension, offset, sample) evaluations are enumerated as rows and computed
-``chunk_size`` rows at a time with ``lax.map``, so peak memory is one chunk of generator and
-classifier activations whatever ``S``, ``N`` and ``m`` are. The ``k = 0`` scores are computed once
-per code, not once per dimension.
+``chunk_size`` rows at a time, each chunk adding its changes into ``[C, N]`` sums, so peak memory
+is one chunk of generator and classifier activations whatever ``S``, ``N`` and ``m`` are. With
+several devices each takes a contiguous block of rows and only the sums cross devices. The
+``k = 0`` scores are computed once per code, not once per dimension.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from latentjax import _validation
-from latentjax._chunking import default_chunk_size, map_in_chunks
+from latentjax.analysis import _validation
+from jax.sharding import Mesh
+
+from latentjax.analysis._chunking import default_chunk_size, map_in_chunks, sum_over_rows
+from latentjax.analysis.parallel import as_pytree, auto_mesh
 
 
 class APCRResult(NamedTuple):
@@ -44,52 +48,60 @@ class APCRResult(NamedTuple):
     offsets: jax.Array
 
 
-def _probabilities(generate, classify):
-    return lambda z: classify(generate(z))
-
-
 def _apcr_core(
     generate: Callable,
     classify: Callable,
     codes: jax.Array,
     classes: jax.Array,
+    delta: jax.Array,
+    eps: jax.Array,
     *,
-    delta: float,
     m: int,
     relative: bool,
     signed: bool,
-    eps: float,
     chunk_size: int,
+    mesh: Mesh | None,
 ) -> APCRResult:
     num_sets, num_samples, latent_dim = codes.shape
-    probs_of = _probabilities(generate, classify)
-    nonzero = jnp.concatenate([jnp.arange(-m, 0), jnp.arange(1, m + 1)]).astype(codes.dtype)
     num_offsets = 2 * m
+    nonzero = jnp.concatenate([jnp.arange(-m, 0), jnp.arange(1, m + 1)]).astype(codes.dtype)
+    delta = delta.astype(codes.dtype)
+
+    def probs_of(z):
+        return classify(generate(z))
 
     base = map_in_chunks(probs_of, codes.reshape(-1, latent_dim), chunk_size)
     base = base.reshape(num_sets, num_samples, -1)
     s0 = jnp.take_along_axis(base, classes[:, None, None], axis=-1)[..., 0]  # [C, S]
 
-    def shifted_score(rows: jax.Array) -> jax.Array:
+    # Row r enumerates (code set c, dimension i, offset k, sample s), s fastest. A chunk of rows
+    # adds its relative changes into APCR bins (c, i) and its scores into curve bins (c, i, k).
+    def chunk_sums(operands, rows, valid):
+        generate, classify, codes, classes, s0, delta, eps = operands
         c, rest = jnp.divmod(rows, latent_dim * num_offsets * num_samples)
         i, rest = jnp.divmod(rest, num_offsets * num_samples)
         k, s = jnp.divmod(rest, num_samples)
         shift = (nonzero[k] * delta)[:, None] * jax.nn.one_hot(i, latent_dim, dtype=codes.dtype)
-        probs = probs_of(codes[c, s] + shift)
-        return jnp.take_along_axis(probs, classes[c][:, None], axis=-1)[:, 0]
+        probs = classify(generate(codes[c, s] + shift))
+        score = jnp.take_along_axis(probs, classes[c][:, None], axis=-1)[:, 0]
+        change = score - s0[c, s]
+        if not signed:
+            change = jnp.abs(change)
+        if relative:
+            change = change / (s0[c, s] + eps)
+        weight = valid.astype(score.dtype)
+        apcr_bins = jnp.zeros((num_sets * latent_dim,), score.dtype)
+        curve_bins = jnp.zeros((num_sets * latent_dim * num_offsets,), score.dtype)
+        return (
+            apcr_bins.at[c * latent_dim + i].add(weight * change),
+            curve_bins.at[(c * latent_dim + i) * num_offsets + k].add(weight * score),
+        )
 
-    rows = jnp.arange(num_sets * latent_dim * num_offsets * num_samples, dtype=jnp.int32)
-    scores = map_in_chunks(shifted_score, rows, chunk_size)
-    scores = scores.reshape(num_sets, latent_dim, num_offsets, num_samples)
-
-    change = scores - s0[:, None, None, :]
-    if not signed:
-        change = jnp.abs(change)
-    if relative:
-        change = change / (s0[:, None, None, :] + eps)
-    apcr = jnp.mean(change, axis=(2, 3))  # [C, N]
-
-    mean_scores = jnp.mean(scores, axis=-1)  # [C, N, 2m]
+    operands = (generate, classify, codes, classes, s0, delta, eps.astype(codes.dtype))
+    num_rows = num_sets * latent_dim * num_offsets * num_samples
+    change_sum, score_sum = sum_over_rows(chunk_sums, operands, num_rows, chunk_size, mesh)
+    apcr = change_sum.reshape(num_sets, latent_dim) / (num_offsets * num_samples)  # [C, N]
+    mean_scores = score_sum.reshape(num_sets, latent_dim, num_offsets) / num_samples
     mean_s0 = jnp.broadcast_to(jnp.mean(s0, axis=-1)[:, None, None], (num_sets, latent_dim, 1))
     curves = jnp.concatenate([mean_scores[..., :m], mean_s0, mean_scores[..., m:]], axis=-1)
     directions = jnp.sign(
@@ -111,18 +123,27 @@ def compute_apcr(
     signed: bool = False,
     eps: float = 1e-6,
     chunk_size: int | None = None,
+    mesh: Mesh | None = None,
 ) -> APCRResult:
     """APCR of every latent dimension for every class, with the score curves (Method A).
 
     Args:
-      generate: ``z[B, N] -> x[B, ...]``, any pure function (e.g. a frozen GAN generator).
-      classify: ``x[B, ...] -> probs[B, C]`` (softmax probabilities).
+      generate: ``z[B, N] -> x[B, ...]``: a model pytree such as
+        ``jax.tree_util.Partial(apply, variables)`` (its weights are traced, so another model of
+        the same architecture reuses the compiled program, and a stack of them can be
+        ``jax.vmap``-ped), or any plain pure function.
+      classify: ``x[B, ...] -> probs[B, C]`` (softmax probabilities), a pytree or a function.
       codes: ``[C', S, N]``: ``codes[c]`` are the ``S`` codes ``Z_j`` of class ``classes[c]``.
       classes: ``[C']`` class index of each code set; default ``arange(C')``.
       delta: latent step between offsets (> 0). m: offsets ``k = -m..m`` (``m >= 1``).
-      relative, signed, eps: the definition options of ``SPEC.md``.
-      chunk_size: generator+classifier rows per chunk (default per backend,
-        :data:`latentjax._chunking.DEFAULT_CHUNK_SIZE`): bounds peak memory.
+      relative, signed, eps: the definition options of ``SPEC.md``. ``delta`` and ``eps`` are
+        traced: a new value does not compile again.
+      chunk_size: generator+classifier rows per chunk and device (default per backend,
+        :data:`latentjax.analysis._chunking.DEFAULT_CHUNK_SIZE`): bounds peak memory.
+      mesh: a one-axis ``jax.sharding.Mesh`` whose devices share the rows (each sums its own
+        block; only ``[C, N]`` sums cross devices). Default: all local devices when there are
+        several and the call is not inside the caller's ``jit``/``vmap``
+        (:func:`latentjax.analysis.parallel.auto_mesh`).
 
     Returns:
       :class:`APCRResult` with ``apcr[N, C']``, ``curves[N, 2m+1, C']``, ``directions[N, C']``.
@@ -145,23 +166,24 @@ def compute_apcr(
     _validation.check_positive(eps, "eps")
     if chunk_size is not None:
         _validation.check_positive(chunk_size, "chunk_size", integer=True)
+    generate, classify = as_pytree(generate), as_pytree(classify)
     classes = _validation.resolve_classes(generate, classify, codes, classes)
+    codes = jnp.asarray(codes)
     return _compute_apcr_jit(
         generate,
         classify,
-        jnp.asarray(codes),
+        codes,
         jnp.asarray(classes, jnp.int32),
-        delta=float(delta),
+        _validation.as_float(delta, codes.dtype),
+        _validation.as_float(eps, codes.dtype),
         m=int(m),
         relative=bool(relative),
         signed=bool(signed),
-        eps=float(eps),
         chunk_size=int(chunk_size or default_chunk_size()),
+        mesh=auto_mesh(generate, classify, codes) if mesh is None else mesh,
     )
 
 
 _compute_apcr_jit = jax.jit(
-    _apcr_core,
-    static_argnums=(0, 1),
-    static_argnames=("delta", "m", "relative", "signed", "eps", "chunk_size"),
+    _apcr_core, static_argnames=("m", "relative", "signed", "chunk_size", "mesh")
 )

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax import _validation
+from latentjax.analysis import _validation
 
 
 def knn_class_accuracy(codes: jax.Array, labels: jax.Array, k: int = 5) -> float:

@@ -1,7 +1,7 @@
 """Input checks for the analysis functions: clear messages before any compute.
 
-Checks on values (NaN, probabilities) only run on concrete arrays; under a user's own ``jit`` or
-``vmap`` the arrays are tracers and only the shape checks apply.
+Checks on values (NaN, probabilities, ranges of float settings) only run on concrete values;
+under a user's own ``jit`` or ``vmap`` they are tracers and only the shape checks apply.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import numpy as np
 
 def is_concrete(x) -> bool:
     """False for tracers (inside a user's jit or vmap), whose values cannot be checked."""
+    if isinstance(x, jax.core.Tracer):
+        return False
     try:
         np.asarray(x)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
@@ -40,11 +42,50 @@ def check_codes(codes, name: str = "codes", ndim: int | None = None, latent_dim:
             raise ValueError(f"{name} contains NaN or inf (first at index {where}).")
 
 
+def scalar_value(value, name: str, *, integer: bool = False):
+    """The number ``value`` holds, ``None`` when it is a traced scalar; refuses anything else.
+
+    Floats may arrive as Python numbers, NumPy scalars or 0-d arrays, and inside a caller's
+    ``jit``/``vmap`` as tracers, whose value cannot be checked here (only their shape is).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{name}={value!r}: expected {'an integer' if integer else 'a number'}.")
+    if integer:
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+        raise ValueError(f"{name}={value!r}: expected an integer.")
+    if isinstance(value, (int, float, np.number)):
+        return float(value)
+    if isinstance(value, (jax.Array, np.ndarray)) and jnp.ndim(value) == 0 and (
+        jnp.issubdtype(jnp.result_type(value), jnp.floating)
+        or jnp.issubdtype(jnp.result_type(value), jnp.integer)
+    ):
+        return float(value) if is_concrete(value) else None
+    raise ValueError(f"{name}={value!r}: expected a number.")
+
+
 def check_positive(value, name: str, integer: bool = False):
-    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
-    if isinstance(value, bool) or not ok or not value > 0:
+    try:
+        number = scalar_value(value, name, integer=integer)
+    except ValueError:
+        number = float("nan")
+    if number is not None and not number > 0:
         kind = "a positive integer" if integer else "a positive number"
         raise ValueError(f"{name}={value!r}: expected {kind}.")
+
+
+def check_non_negative(value, name: str):
+    try:
+        number = scalar_value(value, name)
+    except ValueError:
+        number = float("nan")
+    if number is not None and not number >= 0:
+        raise ValueError(f"{name}={value!r}: expected a non-negative number.")
+
+
+def as_float(value, dtype=jnp.float32) -> jax.Array:
+    """A float setting as a traced-friendly scalar array (so a new value does not recompile)."""
+    return jnp.asarray(value, dtype)
 
 
 def check_k(k, num_dims: int, name: str = "k"):
@@ -72,28 +113,38 @@ def check_probabilities(probs, source: str = "classify", atol: float = 1e-3):
             )
 
 
+@jax.jit
+def _probabilities(generate, classify, codes):
+    return classify(generate(codes))
+
+
 def probe_models(
     generate: Callable, classify: Callable, codes, num_classes: int | None = None
 ) -> int:
     """Runs ``classify(generate(z))`` on two codes; checks the output; returns the class count.
 
-    Cheap (two samples) and done before a sweep, so a wrong callable fails in a second, not
-    after an hour.
+    Cheap (two samples, one cached compiled program per architecture) and done before a sweep,
+    so a wrong callable fails in a second, not after an hour. Under a caller's ``jit`` or
+    ``vmap`` only the shapes are checked.
     """
     flat = jnp.reshape(codes, (-1, jnp.shape(codes)[-1]))[:2]
     try:
-        images = generate(flat)
-    except Exception as exc:  # any failure of a user's callable: say what it was given
-        raise ValueError(
-            f"generate failed on codes of shape {tuple(flat.shape)} (latent width "
-            f"{flat.shape[-1]}): {exc}. Expected codes of the generator's latent width."
-        ) from exc
-    try:
-        probs = classify(images)
-    except Exception as exc:
-        raise ValueError(
-            f"classify failed on generated images of shape {tuple(jnp.shape(images))}: {exc}"
-        ) from exc
+        probs = _probabilities(generate, classify, flat)
+    except Exception:  # say which of the user's callables failed, and on what
+        try:
+            images = jax.eval_shape(generate, flat)
+        except Exception as exc:
+            raise ValueError(
+                f"generate failed on codes of shape {tuple(flat.shape)} (latent width "
+                f"{flat.shape[-1]}): {exc}. Expected codes of the generator's latent width."
+            ) from exc
+        try:
+            jax.eval_shape(classify, images)
+        except Exception as exc:
+            raise ValueError(
+                f"classify failed on generated images of shape {tuple(images.shape)}: {exc}"
+            ) from exc
+        raise
     check_probabilities(probs)
     if jnp.shape(probs)[0] != jnp.shape(flat)[0]:
         raise ValueError(
@@ -123,8 +174,9 @@ def resolve_classes(generate: Callable, classify: Callable, codes, classes=None)
                 "classes: pass classes= to say which class each set belongs to."
             )
         return jnp.arange(num_classes)
-    for j in jnp.asarray(classes).tolist():
-        check_class_index(j, num_classes)
+    if is_concrete(classes):
+        for j in np.asarray(classes).tolist():
+            check_class_index(j, num_classes)
     if len(classes) != num_sets:
         raise ValueError(
             f"classes has {len(classes)} entries for {num_sets} code sets: expected one each."

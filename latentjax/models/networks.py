@@ -13,12 +13,12 @@ train on XLA:CPU, where the transposed convolution's gradient is very slow.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.tree_util import Partial
 
 Variables = Any  # {'params': ..., 'batch_stats': ...}
 
@@ -172,31 +172,41 @@ class ModelSpec:
         )
 
 
-def make_generate(spec: ModelSpec, variables: Variables) -> Callable[[jax.Array], jax.Array]:
-    """The frozen generator as a pure callable ``generate(z[B, N]) -> x[B, H, W, C]``."""
-    module = spec.generator()
+@dataclasses.dataclass(frozen=True)
+class ModelApply:
+    """``apply(variables, x)``: one frozen network's forward pass, the function of a model pytree.
 
-    def generate(z: jax.Array) -> jax.Array:
-        return module.apply(variables, z, train=False)
+    A frozen dataclass of the (hashable) Flax module, so two models of one architecture have
+    *equal* apply functions: jitted code that takes ``Partial(ModelApply(...), variables)`` as
+    an argument compiles once for both, and their variables stack for ``jax.vmap``.
+    """
 
-    return generate
+    module: nn.Module
+    output: str  # 'images' (generator), 'probabilities' or 'features' (classifier)
+
+    def __call__(self, variables: Variables, x: jax.Array) -> jax.Array:
+        if self.output == "images":
+            return self.module.apply(variables, x, train=False)
+        if self.output == "features":
+            return self.module.apply(variables, x, train=False, return_features=True)
+        return jax.nn.softmax(self.module.apply(variables, x, train=False), axis=-1)
 
 
-def make_classify(spec: ModelSpec, variables: Variables) -> Callable[[jax.Array], jax.Array]:
-    """The frozen classifier as a pure callable ``classify(x) -> probs[B, C]`` (softmax)."""
-    module = spec.classifier()
+def make_generate(spec: ModelSpec, variables: Variables) -> Partial:
+    """The frozen generator as a model pytree: ``generate(z[B, N]) -> x[B, H, W, C]``.
 
-    def classify(x: jax.Array) -> jax.Array:
-        return jax.nn.softmax(module.apply(variables, x, train=False), axis=-1)
+    It is ``jax.tree_util.Partial(ModelApply(generator, 'images'), variables)``: callable like a
+    function, and a pytree whose leaves are the weights, so jitted analysis code traces the
+    weights instead of baking them in, and ``latentjax.stack_pytrees`` stacks seeds for ``vmap``.
+    """
+    return Partial(ModelApply(spec.generator(), "images"), variables)
 
-    return classify
+
+def make_classify(spec: ModelSpec, variables: Variables) -> Partial:
+    """The frozen classifier as a model pytree: ``classify(x) -> probs[B, C]`` (softmax)."""
+    return Partial(ModelApply(spec.classifier(), "probabilities"), variables)
 
 
-def make_features(spec: ModelSpec, variables: Variables) -> Callable[[jax.Array], jax.Array]:
-    """The classifier's penultimate features, ``x -> f[B, hidden]`` (for Fréchet distances)."""
-    module = spec.classifier()
-
-    def features(x: jax.Array) -> jax.Array:
-        return module.apply(variables, x, train=False, return_features=True)
-
-    return features
+def make_features(spec: ModelSpec, variables: Variables) -> Partial:
+    """The classifier's penultimate features as a model pytree, ``x -> f[B, hidden]``."""
+    return Partial(ModelApply(spec.classifier(), "features"), variables)

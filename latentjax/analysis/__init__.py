@@ -1,0 +1,59 @@
+"""The analysis core: pure functions of models (pytrees or plain callables) and arrays.
+
+It imports nothing from the rest of latentjax (models, data, experiment, CLI), so a user with
+their own GAN and classifier needs only this package.
+"""
+
+from latentjax.analysis.apcr import APCRResult, compute_apcr
+from latentjax.analysis.latents import ClassLatents, Inversion, invert_images, sample_class_latents
+from latentjax.analysis.manipulation import ManipulationResult, compare_sets, manipulate, shift_codes
+from latentjax.analysis.parallel import (
+    as_pytree,
+    local_mesh,
+    shard_leading_axis,
+    stack_pytrees,
+    unstack_pytree,
+)
+from latentjax.analysis.sets import (
+    bottom_k_mask,
+    chance_level,
+    controlling_set,
+    intersection_ratio,
+    random_k_mask,
+    ranked_indices,
+    signed_directions,
+    top_k_mask,
+)
+from latentjax.analysis.structure import knn_class_accuracy, tsne_embedding
+from latentjax.analysis.weights import WeightResult, optimize_weights, weight_objective
+
+__all__ = [
+    "APCRResult",
+    "ClassLatents",
+    "Inversion",
+    "ManipulationResult",
+    "WeightResult",
+    "as_pytree",
+    "bottom_k_mask",
+    "chance_level",
+    "compare_sets",
+    "compute_apcr",
+    "controlling_set",
+    "intersection_ratio",
+    "invert_images",
+    "knn_class_accuracy",
+    "local_mesh",
+    "manipulate",
+    "optimize_weights",
+    "random_k_mask",
+    "ranked_indices",
+    "sample_class_latents",
+    "shard_leading_axis",
+    "shift_codes",
+    "signed_directions",
+    "stack_pytrees",
+    "top_k_mask",
+    "tsne_embedding",
+    "unstack_pytree",
+    "weight_objective",
+]

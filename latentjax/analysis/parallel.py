@@ -1,0 +1,120 @@
+"""Models as pytrees, stacks of model seeds, and laying work out over all devices.
+
+A model enters the analysis as a **pytree of its weights** whose call is the model:
+``jax.tree_util.Partial(apply, variables)`` (what :func:`latentjax.load_pretrained` returns) is
+one. Jitted analysis code takes it as an ordinary traced argument, so
+
+- a new model or a reloaded one of the same architecture reuses the compiled program (the cache
+  is keyed on shapes and the apply function, not on the weights);
+- a stack of per-seed weights (:func:`stack_pytrees`) can be ``jax.vmap``-ped: one program for
+  many seeds, its seed axis laid out over devices with :func:`shard_leading_axis`.
+
+A plain Python function (no weights) still works: :func:`as_pytree` wraps it as a leafless
+``Partial``, compiled once per function object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.tree_util import Partial
+
+
+def as_pytree(fn: Callable) -> Any:
+    """``fn`` as a pytree that jitted code can take as an argument.
+
+    A callable that already is a pytree (a ``Partial`` holding weights, an equinox module) is
+    returned as it is; a plain function becomes ``Partial(fn)``, a pytree without leaves whose
+    structure is the function itself.
+
+    >>> import jax.numpy as jnp
+    >>> double = as_pytree(lambda x: 2 * x)
+    >>> jax.tree.leaves(double), double(jnp.ones(2)).tolist()
+    ([], [2.0, 2.0])
+    """
+    if not callable(fn):
+        raise TypeError(f"expected a callable model, got {type(fn).__name__}: {fn!r}")
+    if jax.tree_util.treedef_is_leaf(jax.tree.structure(fn)):
+        return Partial(fn)
+    return fn
+
+
+def stack_pytrees(trees: Sequence[Any]) -> Any:
+    """One pytree whose leaves are the given trees' leaves stacked on a new leading axis.
+
+    ``jax.vmap(f)(stack_pytrees([g0, g1, g2]))`` then runs ``f`` for the three models (for
+    example three GAN seeds of one architecture) as one program.
+
+    >>> import jax.numpy as jnp
+    >>> from jax.tree_util import Partial
+    >>> scale = lambda w, x: w * x
+    >>> models = stack_pytrees([Partial(scale, jnp.float32(s)) for s in (1, 2, 3)])
+    >>> jax.vmap(lambda model: model(jnp.ones(2)))(models).tolist()
+    [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]
+    """
+    trees = list(trees)
+    if not trees:
+        raise ValueError("stack_pytrees got no trees: expected at least one.")
+    structures = {jax.tree.structure(t) for t in trees}
+    if len(structures) != 1:
+        raise ValueError(
+            f"the {len(trees)} trees have {len(structures)} different structures: expected models "
+            "of one architecture (the same apply function and weight names)."
+        )
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def unstack_pytree(tree: Any) -> list[Any]:
+    """The inverse of :func:`stack_pytrees`: one tree per index of the leading axis."""
+    leaves, structure = jax.tree.flatten(tree)
+    if not leaves:
+        raise ValueError("the tree has no leaves to unstack.")
+    return [jax.tree.unflatten(structure, [x[i] for x in leaves]) for i in range(leaves[0].shape[0])]
+
+
+def is_traced(*trees: Any) -> bool:
+    """True when any leaf is a tracer, i.e. the caller is inside ``jit``, ``vmap`` or ``grad``."""
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(trees))
+
+
+def local_mesh(axis_name: str = "devices", devices: Sequence[Any] | None = None) -> Mesh:
+    """A one-axis mesh of ``devices`` (default: all local devices, e.g. the 8 cores of a TPU)."""
+    devices = jax.local_devices() if devices is None else list(devices)
+    return Mesh(np.array(devices), (axis_name,))
+
+
+def auto_mesh(*trees: Any) -> Mesh | None:
+    """The mesh an analysis call spreads its rows over when the caller gave none.
+
+    All local devices when there is more than one and the call is not inside a transform; under
+    the caller's ``jit`` or ``vmap`` the caller owns the layout (for example a seed axis already
+    sharded with :func:`shard_leading_axis`), so the rows stay where they are.
+    """
+    if jax.local_device_count() < 2 or is_traced(*trees):
+        return None
+    return local_mesh()
+
+
+def shard_leading_axis(tree: Any, mesh: Mesh | None = None) -> Any:
+    """Every leaf of ``tree`` split along its leading axis (seeds) over the mesh's one axis.
+
+    The leading axis must divide evenly by the number of devices. With the stacked models (or
+    codes, or keys) sharded this way, ``jax.jit(jax.vmap(f))`` runs each device's seeds on that
+    device, and the outputs keep the same layout.
+    """
+    mesh = local_mesh("seeds") if mesh is None else mesh
+    if len(mesh.axis_names) != 1:
+        raise ValueError(f"mesh has axes {mesh.axis_names}: expected one axis (the seeds).")
+    sharding = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
+    for leaf in jax.tree.leaves(tree):
+        if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] % mesh.size:
+            raise ValueError(
+                f"a leaf of shape {jnp.shape(leaf)} cannot be split over {mesh.size} devices: "
+                f"expected a leading (seed) axis divisible by {mesh.size}."
+            )
+    return jax.device_put(tree, sharding)
