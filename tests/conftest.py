@@ -3,8 +3,8 @@
 import os
 import pathlib
 
-# Four fake CPU devices so sharding code paths run here too; must precede the first jax import.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+# Eight fake CPU devices (a TPU host's count) so sharding code paths run here too; must precede the first jax import.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
