@@ -23,6 +23,10 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
+    # Several seeds, e.g. (0, 1, 2): train-classifier and train-gan train one model per seed as
+    # one vmapped program (stacked state, one checkpoint) and export writes <destination>/seed<s>.
+    # () = one model, from `seed`.
+    config.model_seeds = ()
     config.dataset = "fashion_mnist"
     # Where TFDS keeps prepared datasets ('' = TFDS's default, ~/tensorflow_datasets).
     config.tfds_data_dir = ""

@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
         default="average",
         help="with --gan-run: the generator's moving average (what export writes) or last update",
     )
+    p.add_argument(
+        "--model-seed",
+        type=int,
+        default=None,
+        help="with runs of several config.model_seeds: which seed's models (default the first)",
+    )
     p.add_argument("--output", default=None, help="also write the numbers to this new JSON file")
 
     p = with_config(sub.add_parser("reproduce", help="reproduce the paper: Table 1, figures, report"))
@@ -111,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 classifier_run=args.classifier_run,
                 gan_run=args.gan_run,
                 generator_weights=args.gan_weights,
+                seed=args.model_seed,
             )
             quality = workflows.evaluate_models(config, models)
             _print_quality(quality)
@@ -126,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
             quality = workflows.export_from_runs(
                 config, args.classifier_run, args.gan_run, args.destination
             )
-            _print_quality(quality)
+            if config.model_seeds:
+                for seed, numbers in quality.items():
+                    print(f"model seed {seed} (exported to {args.destination}/seed{seed}):")
+                    _print_quality(numbers)
+            else:
+                _print_quality(quality)
             print(f"exported to {args.destination}")
     except (LatentjaxError, FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"latentjax: error: {exc}", file=sys.stderr)

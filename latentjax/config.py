@@ -82,6 +82,14 @@ def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
         value = _get(config, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"config.{key}={value!r}: expected a non-negative integer.")
+    seeds = tuple(config.get("model_seeds", ()) or ())
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) or len(
+        set(seeds)
+    ) != len(seeds):
+        raise ConfigError(
+            f"config.model_seeds={config.model_seeds!r}: expected distinct non-negative integers "
+            "(or () for one model)."
+        )
     if "analysis" in config:
         _validate_analysis(config)
     from latentjax.data import DATASETS  # local import: data imports nothing from here
@@ -128,6 +136,12 @@ def _validate_analysis(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"config.analysis.{key}={a[key]!r}: expected a non-negative number.")
     if not isinstance(a.train_models, bool):
         raise ConfigError(f"config.analysis.train_models={a.train_models!r}: expected True or False.")
+    if a.train_models and tuple(config.get("model_seeds", ()) or ()):
+        raise ConfigError(
+            f"config.analysis.train_models=True trains one model pair, but config.model_seeds="
+            f"{config.model_seeds!r}: set model_seeds=() or train the seeds with train-classifier "
+            "and train-gan, export them, and analyse one with --config.analysis.pretrained=<folder>."
+        )
     if not a.train_models and not (isinstance(a.pretrained, str) and a.pretrained):
         raise ConfigError(
             f"config.analysis.pretrained={a.pretrained!r}: expected a shipped name or an exported "

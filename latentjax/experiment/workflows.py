@@ -31,11 +31,13 @@ def models_from_runs(
     gan_run: str | os.PathLike,
     *,
     generator_weights: str = "average",
+    seed: int | None = None,
 ) -> PretrainedModels:
-    """The newest checkpoints of a classifier run and a GAN run, as frozen callables.
+    """The newest checkpoints of a classifier run and a GAN run, as frozen model pytrees.
 
     ``generator_weights``: ``'average'`` (the moving average the GAN exports, see
-    :func:`latentjax.training.make_gan_step`) or ``'last'`` (the generator's last update).
+    :func:`latentjax.models.training.make_gan_step`) or ``'last'`` (the generator's last update).
+    ``seed``: for runs of several ``config.model_seeds``, which seed's models (default the first).
     """
     if generator_weights not in GENERATOR_WEIGHTS:
         raise ValueError(
@@ -44,6 +46,13 @@ def models_from_runs(
     spec = ModelSpec.from_config(config)
     classifier_state = training.load_run_state(config, classifier_run, "classifier")
     gan_state = training.load_run_state(config, gan_run, "gan")
+    seeds = training.run_seeds(config)
+    if seeds is not None:
+        seed = seeds[0] if seed is None else seed
+        if seed not in seeds:
+            raise ValueError(f"seed={seed!r}: expected one of the runs' model_seeds {list(seeds)}.")
+        index = seeds.index(seed)
+        classifier_state, gan_state = jax.tree.map(lambda x: x[index], (classifier_state, gan_state))
     classifier_variables = {
         "params": classifier_state["params"],
         "batch_stats": classifier_state["batch_stats"],
@@ -93,20 +102,30 @@ def export_from_runs(
     gan_run: str | os.PathLike,
     destination: str | os.PathLike,
 ) -> dict:
-    """Evaluates two finished runs and exports their inference variables with the numbers."""
+    """Evaluates two finished runs and exports their inference variables with the numbers.
+
+    Runs of several ``config.model_seeds`` export each seed's pair to ``destination/seed<s>``
+    and return ``{seed: quality}``.
+    """
     destination = pathlib.Path(destination)
     if destination.exists():
         raise FileExistsError(f"{destination} exists; refusing to overwrite exported models.")
-    models = models_from_runs(config, classifier_run, gan_run)
-    quality = evaluate_models(config, models)
-    export_models(
-        destination,
-        models.spec,
-        models.generator_variables,
-        models.classifier_variables,
-        {"config": config.to_dict(), "quality": quality},
-    )
-    return quality
+    seeds = training.run_seeds(config)
+    targets = [(None, destination)] if seeds is None else [
+        (s, destination / f"seed{s}") for s in seeds
+    ]
+    qualities = {}
+    for seed, folder in targets:
+        models = models_from_runs(config, classifier_run, gan_run, seed=seed)
+        quality = evaluate_models(config, models)
+        metadata = {"config": config.to_dict(), "quality": quality}
+        if seed is not None:
+            metadata["model_seed"] = seed
+        export_models(
+            folder, models.spec, models.generator_variables, models.classifier_variables, metadata
+        )
+        qualities[seed] = quality
+    return qualities[None] if seeds is None else qualities
 
 
 def train_and_export(
@@ -148,12 +167,17 @@ def load_models(
     classifier_run: str | None = None,
     gan_run: str | None = None,
     generator_weights: str = "average",
+    seed: int | None = None,
 ) -> PretrainedModels:
     """Models from two training runs when both are given, else shipped/exported models."""
     if classifier_run or gan_run:
         if not (classifier_run and gan_run):
             raise ValueError("give both a classifier run and a GAN run, or neither.")
-        return models_from_runs(config, classifier_run, gan_run, generator_weights=generator_weights)
+        return models_from_runs(
+            config, classifier_run, gan_run, generator_weights=generator_weights, seed=seed
+        )
+    if seed is not None:
+        raise ValueError("--model-seed applies to training runs of several seeds, not to exported models.")
     if generator_weights != "average":
         raise ValueError("generator_weights applies to a GAN run (give --gan-run), not to exported models.")
     return load_pretrained(pretrained or config.dataset)
