@@ -27,7 +27,7 @@ def test_run_directory_holds_every_output(run):
     _, workdir, _ = run
     for name in ("results.json", "report.md", "report.html", "run.json", *reproduce_figures()):
         assert (workdir / name).is_file(), name
-    for stage in ("seed0/latents", "seed0/apcr", "seed0/weights", "seed1/weights", "manipulation", "structure"):
+    for stage in ("latents", "apcr", "weights", "manipulation", "structure"):
         assert (workdir / "artefacts" / stage).is_dir(), stage
 
 
@@ -42,16 +42,22 @@ def test_results_are_consistent_with_the_saved_artefacts(run):
     saved = json.loads((workdir / "results.json").read_text())
     assert saved["config"]["analysis"]["seeds"] == [0, 1]
     k = config.analysis.k
-    for seed in (0, 1):
-        apcr = reproduce.load_artefact(workdir, f"seed{seed}/apcr")["apcr"]
-        weights = reproduce.load_artefact(workdir, f"seed{seed}/weights")["weights"]
+    all_apcr = reproduce.load_artefact(workdir, "apcr")
+    all_weights = reproduce.load_artefact(workdir, "weights")
+    assert isinstance(all_apcr, lj.APCRResult) and all_apcr.apcr.shape == (2, 100, 10)
+    assert all_weights.weights.shape == (2, 10, 100)
+    for index, seed in enumerate((0, 1)):
+        apcr = all_apcr.apcr[index]
+        weights = all_weights.weights[index]
         high = np.argsort(-apcr.T, axis=1)[:, :k]
         control = np.argsort(-np.abs(weights), axis=1)[:, :k]
         overlap = [len(set(h) & set(c)) / k for h, c in zip(high, control)]
         np.testing.assert_allclose(saved["intersection_ratio"]["per_seed"][str(seed)], overlap, atol=1e-6)
     per_seed = np.array([saved["intersection_ratio"]["per_seed"][s] for s in ("0", "1")])
     np.testing.assert_allclose(saved["intersection_ratio"]["mean_per_class"], per_seed.mean(0), atol=1e-6)
-    assert saved["sets_seed0"]["high_correlated"][0] == sorted(np.argsort(-reproduce.load_artefact(workdir, "seed0/apcr")["apcr"][:, 0])[:k].tolist())
+    assert saved["sets_seed0"]["high_correlated"][0] == sorted(np.argsort(-all_apcr.apcr[0][:, 0])[:k].tolist())
+    manipulation = reproduce.load_artefact(workdir, "manipulation")
+    assert isinstance(manipulation["weights"]["cross"]["random"], lj.ManipulationResult)
     assert saved["chance_level"] == k / 100
     assert saved["paper_table_1"] == list(reproduce.PAPER_TABLE_1)
     assert "Table 1" in (workdir / "report.md").read_text()
@@ -69,9 +75,11 @@ def test_existing_run_is_refused_and_resume_recomputes_nothing(run, monkeypatch)
     def fail(*args, **kwargs):
         raise AssertionError("a finished stage was computed again")
 
-    monkeypatch.setattr(reproduce, "compute_apcr", fail)
-    monkeypatch.setattr(reproduce, "optimize_weights", fail)
-    monkeypatch.setattr(reproduce, "sample_class_latents", fail)
+    from latentjax.experiment import stages
+
+    monkeypatch.setattr(stages, "compute_apcr", fail)
+    monkeypatch.setattr(stages, "optimize_weights", fail)
+    monkeypatch.setattr(stages, "sample_class_latents", fail)
     again = reproduce.reproduce(config, workdir, resume=True)
     assert again["intersection_ratio"] == results["intersection_ratio"]
 
@@ -82,9 +90,8 @@ def test_interrupted_run_resumes_from_the_last_finished_stage(run, tmp_path):
     config, workdir, results = run
     partial = tmp_path / "partial"
     shutil.copytree(workdir, partial)
-    # Simulate a run killed after seed 0: later stages and outputs never written.
-    shutil.rmtree(partial / "artefacts" / "seed1")
-    for name in ("manipulation", "structure"):
+    # Simulate a run killed after Method A: later stages and outputs never written.
+    for name in ("weights", "manipulation", "structure"):
         shutil.rmtree(partial / "artefacts" / name)
     (partial / "results.json").unlink()
     resumed = reproduce.reproduce(config, partial, resume=True)

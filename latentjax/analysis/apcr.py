@@ -28,7 +28,7 @@ from latentjax.analysis import _validation
 from jax.sharding import Mesh
 
 from latentjax.analysis._chunking import default_chunk_size, map_in_chunks, sum_over_rows
-from latentjax.analysis.parallel import as_pytree, auto_mesh
+from latentjax.analysis.parallel import as_pytree, auto_mesh, replicate
 
 
 class APCRResult(NamedTuple):
@@ -169,6 +169,11 @@ def compute_apcr(
     generate, classify = as_pytree(generate), as_pytree(classify)
     classes = _validation.resolve_classes(generate, classify, codes, classes)
     codes = jnp.asarray(codes)
+    mesh = auto_mesh(generate, classify, codes) if mesh is None else mesh
+    if mesh is not None:
+        # Weights restored from a checkpoint are committed to one device; every device of the
+        # mesh needs its own copy of the (small) models and codes.
+        generate, classify, codes = replicate(mesh, generate, classify, codes)
     return _compute_apcr_jit(
         generate,
         classify,
@@ -180,7 +185,7 @@ def compute_apcr(
         relative=bool(relative),
         signed=bool(signed),
         chunk_size=int(chunk_size or default_chunk_size()),
-        mesh=auto_mesh(generate, classify, codes) if mesh is None else mesh,
+        mesh=mesh,
     )
 
 

@@ -100,6 +100,13 @@ def auto_mesh(*trees: Any) -> Mesh | None:
     return local_mesh()
 
 
+def replicate(mesh: Mesh, *trees: Any) -> tuple[Any, ...]:
+    """Each tree with a full copy on every device of ``mesh`` (no-op for traced values)."""
+    if is_traced(*trees):
+        return trees
+    return jax.device_put(trees, NamedSharding(mesh, PartitionSpec()))
+
+
 def shard_leading_axis(tree: Any, mesh: Mesh | None = None) -> Any:
     """Every leaf of ``tree`` split along its leading axis (seeds) over the mesh's one axis.
 

@@ -42,8 +42,8 @@ def _class_axes(n: int):
 
 
 def figure_tsne(path, results, struct):
-    labels = np.asarray(struct["labels"])
-    xy = np.asarray(struct["tsne"])
+    labels = np.asarray(struct.labels)
+    xy = np.asarray(struct.tsne)
     names = results["class_names"]
     fig, ax = plt.subplots(figsize=(7, 6))
     cmap = plt.get_cmap("tab10")
@@ -63,9 +63,9 @@ def figure_tsne(path, results, struct):
 
 
 def figure_curves(path, results, apcr):
-    scores = np.asarray(apcr["apcr"])  # [N, C]
-    curves = np.asarray(apcr["curves"])  # [N, 2m+1, C]
-    offsets = np.asarray(apcr["offsets"])
+    scores = np.asarray(apcr.apcr)  # [N, C]
+    curves = np.asarray(apcr.curves)  # [N, 2m+1, C]
+    offsets = np.asarray(apcr.offsets)
     names = results["class_names"]
     fig, axes = _class_axes(len(names))
     for j, ax in enumerate(axes):
@@ -84,7 +84,7 @@ def figure_curves(path, results, apcr):
 
 
 def figure_histogram(path, results, apcr):
-    scores = np.asarray(apcr["apcr"])
+    scores = np.asarray(apcr.apcr)
     names = results["class_names"]
     fig, axes = _class_axes(len(names))
     for j, ax in enumerate(axes):
@@ -97,8 +97,8 @@ def figure_histogram(path, results, apcr):
 
 def _manipulation_grid(path, results, manip, mode, title):
     names = results["class_names"]
-    top = np.asarray(manip[f"apcr_{mode}_top_images"])  # [C, A, n, H, W, ch]
-    bottom = np.asarray(manip[f"apcr_{mode}_bottom_images"])
+    top = np.asarray(manip["apcr"][mode]["top"].images)  # [C, A, n, H, W, ch]
+    bottom = np.asarray(manip["apcr"][mode]["bottom"].images)
     alphas = results["alphas"]
     n_classes = top.shape[0]
     ncols = 2 if n_classes > 3 else 1
@@ -254,11 +254,13 @@ def render_html(markdown_text: str) -> str:
     return f"<!doctype html><html><head><meta charset='utf-8'><title>latentjax report</title><style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
 
 
-def write_report(workdir, results, first_seed, manip, struct) -> None:
+def write_report(workdir, results, apcr, manip, struct) -> None:
+    """Figures and report of a run: ``apcr`` is the first seed's :class:`~latentjax.APCRResult`,
+    ``manip`` and ``struct`` the results of :mod:`latentjax.experiment.stages`."""
     workdir = pathlib.Path(workdir)
     figure_tsne(workdir / "figure1_tsne.png", results, struct)
-    figure_curves(workdir / "figure3_curves.png", results, first_seed["apcr"])
-    figure_histogram(workdir / "figure4_apcr_histogram.png", results, first_seed["apcr"])
+    figure_curves(workdir / "figure3_curves.png", results, apcr)
+    figure_histogram(workdir / "figure4_apcr_histogram.png", results, apcr)
     _manipulation_grid(workdir / "figure5_same_class.png", results, manip, "same", FIGURES["figure5_same_class.png"])
     _manipulation_grid(workdir / "figure6_cross_class.png", results, manip, "cross", FIGURES["figure6_cross_class.png"])
     figure_table1(workdir / "table1_intersection_ratio.png", results)

@@ -2,11 +2,11 @@
 
 ``reproduce(config, workdir)`` writes into a fresh run directory:
 
-- ``artefacts/<stage>/``: Orbax checkpoints of every stage's arrays (latent sets, APCR matrix and
-  curves, ``w*`` and loss curves per seed, sets, manipulation results, inverted codes), so a
+- ``artefacts/<stage>/``: an Orbax checkpoint of each stage's typed result (see
+  :mod:`latentjax.experiment.stages`; every analysis seed stacked on a leading axis), so a
   notebook reloads them with :func:`load_artefact` instead of recomputing;
 - ``results.json``: every number, with the config and the library version;
-- the figures as PNG and ``report.md`` / ``report.html`` (see :mod:`latentjax.report`).
+- the figures as PNG and ``report.md`` / ``report.html`` (see :mod:`latentjax.experiment.report`).
 
 Each stage is saved when it finishes; a resumed run (``resume=True``) loads finished stages and
 computes only the rest. This is where models, data and the analysis meet; the analysis modules
@@ -29,16 +29,16 @@ import numpy as np
 
 import latentjax
 from latentjax import data
-from latentjax.experiment import workflows
-from latentjax.models import checkpoints
-from latentjax.analysis.apcr import compute_apcr
-from latentjax.analysis.latents import invert_images, sample_class_latents
-from latentjax.analysis.manipulation import compare_sets
-from latentjax.models.pretrained import load_pretrained
+from latentjax.analysis.apcr import APCRResult
+from latentjax.analysis.latents import ClassLatents
+from latentjax.analysis.manipulation import ManipulationResult
 from latentjax.analysis.sets import chance_level, controlling_set, intersection_ratio, top_k_mask
-from latentjax.analysis.structure import knn_class_accuracy, tsne_embedding
+from latentjax.analysis.structure import knn_class_accuracy
+from latentjax.analysis.weights import WeightResult
+from latentjax.experiment import stages, workflows
+from latentjax.models import checkpoints
+from latentjax.models.pretrained import load_pretrained
 from latentjax.models.training import prepare_run_directory
-from latentjax.analysis.weights import optimize_weights
 
 #: The paper's Table 1 (Fashion-MNIST, classes 0..9).
 PAPER_TABLE_1 = (0.7, 0.9, 0.7, 0.8, 0.4, 1.0, 0.7, 0.9, 0.7, 0.7)
@@ -65,27 +65,57 @@ def summary(results: dict) -> str:
     return "\n".join(lines)
 
 
-def load_artefact(workdir: str | os.PathLike, stage: str) -> dict:
-    """The arrays a finished stage saved, e.g. ``load_artefact(run, 'seed0/apcr')['apcr']``."""
+#: The typed result each stage's artefact is restored as.
+STAGE_TYPES = {
+    "latents": ClassLatents,
+    "apcr": APCRResult,
+    "weights": WeightResult,
+    "structure": stages.LatentStructure,
+}
+
+
+def _to_tree(result) -> Any:
+    """A stage result as nested dicts of NumPy arrays (what Orbax saves)."""
+    if isinstance(result, tuple) and hasattr(result, "_asdict"):
+        return {k: _to_tree(v) for k, v in result._asdict().items()}
+    if isinstance(result, dict):
+        return {k: _to_tree(v) for k, v in result.items()}
+    return np.asarray(result)
+
+
+def _from_tree(stage: str, tree: dict) -> Any:
+    if stage == "manipulation":
+        return {
+            source: {mode: {name: ManipulationResult(**r) for name, r in sets.items()} for mode, sets in modes.items()}
+            for source, modes in tree.items()
+        }
+    return STAGE_TYPES[stage](**tree)
+
+
+def load_artefact(workdir: str | os.PathLike, stage: str) -> Any:
+    """A finished stage's typed result, e.g. ``load_artefact(run, 'apcr').apcr[seed_index]``.
+
+    Stages: ``latents`` (:class:`~latentjax.ClassLatents`), ``apcr``
+    (:class:`~latentjax.APCRResult`), ``weights`` (:class:`~latentjax.WeightResult`), each
+    stacked over the analysis seeds; ``manipulation`` (``[source][mode][set]`` of
+    :class:`~latentjax.ManipulationResult`); ``structure``
+    (:class:`~latentjax.experiment.stages.LatentStructure`).
+    """
     arrays, _ = checkpoints.load_final(pathlib.Path(workdir) / "artefacts" / stage)
-    return arrays
+    return _from_tree(stage, arrays)
 
 
-def _stage(workdir: pathlib.Path, name: str, compute: Callable[[], dict], log) -> dict:
+def _stage(workdir: pathlib.Path, name: str, compute: Callable[[], Any], log) -> Any:
     path = workdir / "artefacts" / name
     if path.exists():
         log(f"stage {name}: finished earlier, loaded")
         return load_artefact(workdir, name)
     start = time.perf_counter()
     log(f"stage {name}: running")
-    arrays = jax.tree.map(np.asarray, compute())
-    checkpoints.save_final(path, arrays, {"stage": name})
+    tree = _to_tree(compute())
+    checkpoints.save_final(path, tree, {"stage": name})
     log(f"stage {name}: done in {time.perf_counter() - start:.1f} s")
-    return arrays
-
-
-def _alphas(a) -> np.ndarray:
-    return np.linspace(-a.alpha_max, a.alpha_max, a.num_alphas).astype(np.float32)
+    return _from_tree(name, tree)
 
 
 def reproduce(
@@ -111,118 +141,65 @@ def reproduce(
     else:
         source = a.pretrained
     generate, classify = models.generate, models.classify
-    n_classes, latent_dim = config.num_classes, config.latent_dim
-    chunk = a.chunk_size or None
-    class_names = list(data.dataset_spec(config.dataset).class_names)
-    total_stages = 3 * len(a.seeds) + 2
+    shapes = dict(latent_dim=config.latent_dim, num_classes=config.num_classes)
+    names = ("latents", "apcr", "weights", "manipulation", "structure")
     done = [0]
 
     def stage(name, compute):
-        result = _stage(workdir, name, compute, lambda msg: log(f"[reproduce {done[0] + 1}/{total_stages}] {msg}"))
+        prefix = f"[reproduce {done[0] + 1}/{len(names)}] "
+        result = _stage(workdir, name, compute, lambda msg: log(prefix + msg))
         done[0] += 1
         return result
 
-    per_seed = {}
-    for seed in a.seeds:
-        key = jax.random.key(seed)
-        latents = stage(
-            f"seed{seed}/latents",
-            lambda: sample_class_latents(
-                generate, classify, jax.random.fold_in(key, 0), latent_dim=latent_dim,
-                num_classes=n_classes, samples_per_class=a.samples_per_class,
-                threshold=a.threshold, batch_size=a.sample_batch, max_draws=a.max_draws,
-            )._asdict(),
-        )
-        codes = jnp.asarray(latents["codes"])
-        apcr = stage(
-            f"seed{seed}/apcr",
-            lambda: compute_apcr(
-                generate, classify, codes, delta=a.delta, m=a.m, relative=a.relative,
-                signed=a.signed, eps=a.eps, chunk_size=chunk,
-            )._asdict(),
-        )
-        weights = stage(
-            f"seed{seed}/weights",
-            lambda: optimize_weights(
-                generate, classify, codes, jax.random.fold_in(key, 1), lam=a.lam,
-                xi_range=(a.xi_min, a.xi_max), steps=a.weight_steps, batch_size=a.weight_batch,
-                learning_rate=a.weight_learning_rate, init=a.weight_init,
-                parametrization=a.parametrization,
-            )._asdict(),
-        )
-        per_seed[seed] = {"latents": latents, "apcr": apcr, "weights": weights}
-
-    def sets_of(seed):
-        apcr, weights = per_seed[seed]["apcr"], per_seed[seed]["weights"]
-        high = top_k_mask(jnp.asarray(apcr["apcr"]).T, a.k)
-        threshold = a.control_threshold if a.control_threshold >= 0 else None
-        control = controlling_set(jnp.asarray(weights["weights"]), k=a.k, threshold=threshold)
-        return high, control
-
-    first = a.seeds[0]
-    codes0 = jnp.asarray(per_seed[first]["latents"]["codes"])[:, : a.manipulation_samples]
-    apcr0, weights0 = per_seed[first]["apcr"], per_seed[first]["weights"]
-    alphas = _alphas(a)
-
-    def manipulation():
-        out = {}
-        sources = {
-            "apcr": (jnp.asarray(apcr0["apcr"]).T, jnp.asarray(apcr0["directions"]).T),
-            "weights": (jnp.abs(jnp.asarray(weights0["weights"])), jnp.asarray(weights0["weights"])),
-        }
-        for source, (scores, signs) in sources.items():
-            for mode in ("same", "cross"):
-                targets = None if mode == "same" else jnp.asarray(a.cross_targets)
-                results = compare_sets(
-                    generate, classify, codes0, scores, signs, a.k, jax.random.key(first + 7),
-                    mode=mode, targets=targets, alphas=alphas, num_images=4, chunk_size=chunk,
-                )
-                for set_name, r in results.items():
-                    prefix = f"{source}_{mode}_{set_name}"
-                    out[f"{prefix}_mean_probability"] = r.mean_probability
-                    out[f"{prefix}_argmax_rate"] = r.argmax_rate
-                    out[f"{prefix}_images"] = r.images
-        return out
-
-    manip = stage("manipulation", manipulation)
+    latents = stage("latents", lambda: stages.class_latents(generate, classify, a, **shapes))
+    apcr = stage("apcr", lambda: stages.correlation_scores(generate, classify, a, latents))
+    weights = stage("weights", lambda: stages.optimised_weights(generate, classify, a, latents))
+    first = jax.tree.map(lambda x: x[0], (latents, apcr, weights))
+    manip = stage(
+        "manipulation",
+        lambda: stages.manipulations(generate, classify, a, first[0].codes, first[1], first[2]),
+    )
 
     def structure():
         images, labels = data.load_from_config(config, "test")
-        rng = np.random.default_rng(first)
-        picks = np.concatenate(
-            [rng.choice(np.flatnonzero(labels == j), a.inversion_per_class, replace=False) for j in range(n_classes)]
+        return stages.latent_structure(
+            generate, classify, a, images, labels, first[0].codes, **shapes
         )
-        inv = invert_images(
-            generate, jnp.asarray(images[picks]), jax.random.key(first + 11), latent_dim=latent_dim,
-            beta=a.inversion_beta, steps=a.inversion_steps,
-            learning_rate=a.inversion_learning_rate, classify=classify,
-        )
-        perplexity = min(a.tsne_perplexity, (len(picks) - 1) / 3)
-        return {
-            "codes": inv.codes,
-            "labels": labels[picks],
-            "reconstruction_error": inv.reconstruction_error,
-            "predicted": inv.predicted,
-            "tsne": tsne_embedding(inv.codes, seed=first, perplexity=perplexity),
-            "prior_codes": jnp.asarray(per_seed[first]["latents"]["codes"]).reshape(-1, latent_dim),
-        }
 
     struct = stage("structure", structure)
+    results = summarize(config, a, source, models.metadata, latents, apcr, weights, manip, struct)
+    report.write_report(workdir, results, first[1], manip, struct)
+    tmp = workdir / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2))
+    os.replace(tmp, workdir / "results.json")
+    log(f"[reproduce] wrote {workdir / 'results.json'} and {workdir / 'report.md'}")
+    return results
 
-    # ---- numbers
-    ir = {}
-    for seed in a.seeds:
-        high, control = sets_of(seed)
-        ir[seed] = np.asarray(intersection_ratio(high, control, a.k)).tolist()
-    ir_matrix = np.array([ir[s] for s in a.seeds])
-    high0, control0 = sets_of(first)
-    struct_labels = np.asarray(struct["labels"])
+
+def analysis_sets(a, apcr: APCRResult, weights: WeightResult) -> tuple[jax.Array, jax.Array]:
+    """Every seed's high-correlated sets ``H`` and controlling sets ``C``, ``[seeds, C, N]``."""
+    threshold = a.control_threshold if a.control_threshold >= 0 else None
+    high = jax.vmap(lambda scores: top_k_mask(scores.T, a.k))(jnp.asarray(apcr.apcr))
+    control = jax.vmap(lambda w: controlling_set(w, k=a.k, threshold=threshold))(
+        jnp.asarray(weights.weights)
+    )
+    return high, control
+
+
+def summarize(
+    config, a, source, metadata, latents: ClassLatents, apcr: APCRResult, weights: WeightResult,
+    manip: stages.Manipulations, struct: stages.LatentStructure,
+) -> dict:
+    """Every number of the run, JSON-ready (what ``results.json`` holds)."""
+    n_classes, latent_dim = config.num_classes, config.latent_dim
+    high, control = analysis_sets(a, apcr, weights)
+    ir_matrix = np.asarray(jax.vmap(lambda h, c: intersection_ratio(h, c, a.k))(high, control))
+    struct_labels = np.asarray(struct.labels)
     prior_labels = np.repeat(np.arange(n_classes), a.samples_per_class)
+    alphas = stages.alpha_grid(a)
 
-    def effect(source, mode, set_name):
-        prefix = f"{source}_{mode}_{set_name}"
-        prob = np.asarray(manip[f"{prefix}_mean_probability"])
-        rate = np.asarray(manip[f"{prefix}_argmax_rate"])
+    def effect(r: ManipulationResult):
+        prob, rate = np.asarray(r.mean_probability), np.asarray(r.argmax_rate)
         return {
             "mean_probability_per_alpha": prob.mean(0).tolist(),
             "rate_per_alpha": rate.mean(0).tolist(),
@@ -231,51 +208,45 @@ def reproduce(
             "rate_at_alpha_max_per_class": rate[:, -1].tolist(),
         }
 
-    results = {
+    return {
         "latentjax_version": latentjax.__version__,
         "config": config.to_dict(),
         "models": {
             "pretrained": source,
             "trained_here": bool(a.train_models),
-            "quality": models.metadata.get("quality", {}),
+            "quality": metadata.get("quality", {}),
         },
-        "class_names": class_names,
+        "class_names": list(data.dataset_spec(config.dataset).class_names),
         "k": a.k,
         "chance_level": chance_level(a.k, latent_dim),
         "paper_table_1": list(PAPER_TABLE_1) if config.dataset == "fashion_mnist" else None,
         "intersection_ratio": {
-            "per_seed": {str(s): ir[s] for s in a.seeds},
+            "per_seed": {str(s): row.tolist() for s, row in zip(a.seeds, ir_matrix)},
             "mean_per_class": ir_matrix.mean(0).tolist(),
             "std_per_class": ir_matrix.std(0).tolist(),
             "mean": float(ir_matrix.mean()),
             "std_of_seed_means": float(ir_matrix.mean(1).std()),
         },
         "sets_seed0": {
-            "high_correlated": [np.flatnonzero(row).tolist() for row in np.asarray(high0)],
-            "controlling": [np.flatnonzero(row).tolist() for row in np.asarray(control0)],
+            "high_correlated": [np.flatnonzero(row).tolist() for row in np.asarray(high[0])],
+            "controlling": [np.flatnonzero(row).tolist() for row in np.asarray(control[0])],
         },
         "latent_sets": {
-            str(s): {"draws": int(per_seed[s]["latents"]["draws"]), "counts": np.asarray(per_seed[s]["latents"]["counts"]).tolist()}
-            for s in a.seeds
+            str(s): {"draws": int(draws), "counts": np.asarray(counts).tolist()}
+            for s, draws, counts in zip(a.seeds, np.asarray(latents.draws), np.asarray(latents.counts))
         },
         "alphas": alphas.tolist(),
         "manipulation": {
-            f"{source}_{mode}": {set_name: effect(source, mode, set_name) for set_name in ("top", "bottom", "random")}
-            for source in ("apcr", "weights")
-            for mode in ("same", "cross")
+            f"{source}_{mode}": {name: effect(manip[source][mode][name]) for name in stages.SET_NAMES}
+            for source in stages.SOURCES
+            for mode in stages.MODES
         },
         "structure": {
             "inverted_images": int(len(struct_labels)),
-            "reconstruction_mse_mean": float(np.mean(struct["reconstruction_error"])),
-            "classifier_agrees_with_label": float(np.mean(np.asarray(struct["predicted"]) == struct_labels)),
-            "knn_accuracy_inverted": knn_class_accuracy(jnp.asarray(struct["codes"]), jnp.asarray(struct_labels), a.knn_k),
-            "knn_accuracy_prior_samples": knn_class_accuracy(jnp.asarray(struct["prior_codes"]), jnp.asarray(prior_labels), a.knn_k),
+            "reconstruction_mse_mean": float(np.mean(struct.reconstruction_error)),
+            "classifier_agrees_with_label": float(np.mean(np.asarray(struct.predicted) == struct_labels)),
+            "knn_accuracy_inverted": knn_class_accuracy(jnp.asarray(struct.codes), jnp.asarray(struct_labels), a.knn_k),
+            "knn_accuracy_prior_samples": knn_class_accuracy(jnp.asarray(struct.prior_codes), jnp.asarray(prior_labels), a.knn_k),
             "knn_chance": float(np.max(np.bincount(struct_labels)) / len(struct_labels)),
         },
     }
-    report.write_report(workdir, results, per_seed[first], manip, struct)
-    tmp = workdir / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, workdir / "results.json")
-    log(f"[reproduce] wrote {workdir / 'results.json'} and {workdir / 'report.md'}")
-    return results

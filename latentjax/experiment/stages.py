@@ -1,0 +1,168 @@
+"""The pipeline's stages: one function each, models and settings in, a typed result out.
+
+Every stage runs all analysis seeds of a run as one program (stacked on a leading seed axis):
+
+1. :func:`class_latents`: the latent sets ``Z_j`` of every seed (``vmap`` over PRNG keys);
+2. :func:`correlation_scores`: Method A for every seed at once (the seeds' code sets are one
+   APCR sweep whose rows are spread over all local devices);
+3. :func:`optimised_weights`: Method B for every seed (``vmap`` over code sets and keys);
+4. :func:`manipulations`: top-, bottom- and random-K sets of both methods, same and cross class;
+5. :func:`latent_structure`: inverted real images, t-SNE and the kNN numbers' inputs.
+
+:mod:`latentjax.experiment.reproduce` saves each result as an Orbax artefact and assembles the
+report; a notebook can call the stages directly.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from latentjax.analysis.apcr import APCRResult, compute_apcr
+from latentjax.analysis.latents import ClassLatents, invert_images, sample_class_latents
+from latentjax.analysis.manipulation import ManipulationResult, compare_sets
+from latentjax.analysis.structure import tsne_embedding
+from latentjax.analysis.weights import WeightResult, optimize_weights
+
+#: Manipulation results by method, mode and set: ``result[source][mode][set_name]``.
+SOURCES = ("apcr", "weights")
+MODES = ("same", "cross")
+SET_NAMES = ("top", "bottom", "random")
+Manipulations = dict[str, dict[str, dict[str, ManipulationResult]]]
+
+
+class LatentStructure(NamedTuple):
+    """Figure 1's inputs: inverted real test images and the first seed's prior codes.
+
+    ``codes[n, N]`` (``z*``), ``labels[n]`` (true classes), ``reconstruction_error[n]``,
+    ``predicted[n]`` (the classifier's label of ``G(z*)``), ``tsne[n, 2]``, ``prior_codes[C*S, N]``.
+    """
+
+    codes: jax.Array
+    labels: jax.Array
+    reconstruction_error: jax.Array
+    predicted: jax.Array
+    tsne: jax.Array
+    prior_codes: jax.Array
+
+
+def seed_keys(seeds, stream: int) -> jax.Array:
+    """``fold_in(key(seed), stream)`` for every analysis seed: one independent stream per use."""
+    return jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), stream))(jnp.asarray(seeds))
+
+
+def class_latents(generate, classify, a, *, latent_dim: int, num_classes: int) -> ClassLatents:
+    """``S`` confident prior codes per class for every seed in ``a.seeds``: ``codes[seeds, C, S, N]``.
+
+    Raises ``RuntimeError`` naming the seed and classes that stayed short of ``S`` codes.
+    """
+
+    def one_seed(key):
+        return sample_class_latents(
+            generate, classify, key, latent_dim=latent_dim, num_classes=num_classes,
+            samples_per_class=a.samples_per_class, threshold=a.threshold,
+            batch_size=a.sample_batch, max_draws=a.max_draws, require_full=False,
+        )
+
+    result = jax.vmap(one_seed)(seed_keys(a.seeds, 0))
+    counts = np.asarray(result.counts)
+    for seed, row, draws in zip(a.seeds, counts, np.asarray(result.draws)):
+        short = [j for j, c in enumerate(row.tolist()) if c < a.samples_per_class]
+        if short:
+            raise RuntimeError(
+                f"seed {seed}: after {int(draws)} prior samples, classes {short} have only "
+                f"{row[short].tolist()} codes with confidence >= {a.threshold} (wanted "
+                f"{a.samples_per_class}); raise analysis.max_draws or lower analysis.threshold."
+            )
+    return result
+
+
+def correlation_scores(generate, classify, a, latents: ClassLatents) -> APCRResult:
+    """Method A for every seed: ``apcr[seeds, N, C]``, ``curves[seeds, N, 2m+1, C]``, ...
+
+    The seeds' code sets are stacked into one sweep (set ``s * C + j`` is seed ``s``, class
+    ``j``), so all seeds share one compiled program and its rows fill every local device.
+    """
+    codes = jnp.asarray(latents.codes)
+    num_seeds, num_classes = codes.shape[:2]
+    result = compute_apcr(
+        generate, classify, codes.reshape(num_seeds * num_classes, *codes.shape[2:]),
+        classes=jnp.tile(jnp.arange(num_classes), num_seeds), delta=a.delta, m=a.m,
+        relative=a.relative, signed=a.signed, eps=a.eps, chunk_size=a.chunk_size or None,
+    )
+    per_seed = lambda x: jnp.moveaxis(x.reshape(*x.shape[:-1], num_seeds, num_classes), -2, 0)
+    return APCRResult(
+        per_seed(result.apcr), per_seed(result.curves), per_seed(result.directions),
+        jnp.broadcast_to(result.offsets, (num_seeds, *result.offsets.shape)),
+    )
+
+
+def optimised_weights(generate, classify, a, latents: ClassLatents) -> WeightResult:
+    """Method B for every seed: ``weights[seeds, C, N]`` and ``losses[seeds, C, steps]``."""
+
+    def one_seed(codes, key):
+        return optimize_weights(
+            generate, classify, codes, key, lam=a.lam, xi_range=(a.xi_min, a.xi_max),
+            steps=a.weight_steps, batch_size=a.weight_batch, learning_rate=a.weight_learning_rate,
+            init=a.weight_init, parametrization=a.parametrization,
+        )
+
+    return jax.vmap(one_seed)(jnp.asarray(latents.codes), seed_keys(a.seeds, 1))
+
+
+def manipulations(
+    generate, classify, a, codes: jax.Array, apcr: APCRResult, weights: WeightResult
+) -> Manipulations:
+    """Figures 5 and 6 for one seed: ``codes[C, S, N]`` moved along each method's top-, bottom-
+    and random-K sets, against their own class (same) and towards ``a.cross_targets`` (cross)."""
+    alphas = alpha_grid(a)
+    rankings = {
+        "apcr": (jnp.asarray(apcr.apcr).T, jnp.asarray(apcr.directions).T),
+        "weights": (jnp.abs(jnp.asarray(weights.weights)), jnp.asarray(weights.weights)),
+    }
+    out: Manipulations = {}
+    for source, (scores, signs) in rankings.items():
+        out[source] = {}
+        for mode in MODES:
+            targets = None if mode == "same" else jnp.asarray(a.cross_targets)
+            out[source][mode] = compare_sets(
+                generate, classify, codes[:, : a.manipulation_samples], scores, signs, a.k,
+                jax.random.key(a.seeds[0] + 7), mode=mode, targets=targets, alphas=alphas,
+                num_images=4, chunk_size=a.chunk_size or None,
+            )
+    return out
+
+
+def latent_structure(
+    generate, classify, a, images: np.ndarray, labels: np.ndarray, prior_codes: jax.Array,
+    *, latent_dim: int, num_classes: int,
+) -> LatentStructure:
+    """Inverts ``a.inversion_per_class`` real test images per class and embeds their codes."""
+    first = a.seeds[0]
+    rng = np.random.default_rng(first)
+    picks = np.concatenate([
+        rng.choice(np.flatnonzero(labels == j), a.inversion_per_class, replace=False)
+        for j in range(num_classes)
+    ])
+    inv = invert_images(
+        generate, jnp.asarray(images[picks]), jax.random.key(first + 11), latent_dim=latent_dim,
+        beta=a.inversion_beta, steps=a.inversion_steps,
+        learning_rate=a.inversion_learning_rate, classify=classify,
+    )
+    perplexity = min(a.tsne_perplexity, (len(picks) - 1) / 3)
+    return LatentStructure(
+        codes=inv.codes,
+        labels=jnp.asarray(labels[picks]),
+        reconstruction_error=inv.reconstruction_error,
+        predicted=inv.predicted,
+        tsne=jnp.asarray(tsne_embedding(inv.codes, seed=first, perplexity=perplexity)),
+        prior_codes=jnp.asarray(prior_codes).reshape(-1, latent_dim),
+    )
+
+
+def alpha_grid(a) -> np.ndarray:
+    """The manipulation strengths ``alpha``: ``num_alphas`` values from ``-alpha_max`` to it."""
+    return np.linspace(-a.alpha_max, a.alpha_max, a.num_alphas).astype(np.float32)
