@@ -163,6 +163,10 @@ def test_apcr_rows_over_all_devices_equal_one_device(codes):
     every = lj.compute_apcr(generate, classify, codes, m=2, chunk_size=7)  # default: all devices
     for a, b in zip(one, every):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    # The results mix with arrays on the default device, such as weights restored by Orbax.
+    on_device_0 = jax.device_put(jnp.ones((4, SPEC.latent_dim)), devices[0])
+    high = lj.top_k_mask(every.apcr.T, 3)
+    assert lj.intersection_ratio(high, lj.top_k_mask(on_device_0, 3), 3).shape == (4,)
 
 
 def test_apcr_program_reduces_rows_on_their_device_and_never_gathers_them(codes):

@@ -28,7 +28,7 @@ from latentjax.analysis import _validation
 from jax.sharding import Mesh
 
 from latentjax.analysis._chunking import default_chunk_size, map_in_chunks, sum_over_rows
-from latentjax.analysis.parallel import as_pytree, auto_mesh, replicate
+from latentjax.analysis.parallel import as_pytree, auto_mesh, is_traced, replicate
 
 
 class APCRResult(NamedTuple):
@@ -174,7 +174,7 @@ def compute_apcr(
         # Weights restored from a checkpoint are committed to one device; every device of the
         # mesh needs its own copy of the (small) models and codes.
         generate, classify, codes = replicate(mesh, generate, classify, codes)
-    return _compute_apcr_jit(
+    result = _compute_apcr_jit(
         generate,
         classify,
         codes,
@@ -187,6 +187,11 @@ def compute_apcr(
         chunk_size=int(chunk_size or default_chunk_size()),
         mesh=mesh,
     )
+    if mesh is not None and not is_traced(result):
+        # The [N, C] results are small: hand them back on one device, where the caller's other
+        # arrays (and models restored from a checkpoint) live, not replicated over the mesh.
+        result = jax.device_put(result, mesh.devices.flat[0])
+    return result
 
 
 _compute_apcr_jit = jax.jit(

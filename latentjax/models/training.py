@@ -429,6 +429,8 @@ def init_gan_state(config, key: jax.Array) -> State:
 def ema_start_step(config) -> int:
     """The first step whose generator update enters the moving average ``generator_ema``."""
     gt = config.gan_training
+    if gt.ema_start_epoch == 0:
+        return 0  # needs no data set: a step can then be built for synthetic data (benchmarks)
     return _num_train_examples(config) // gt.batch_size * gt.ema_start_epoch
 
 
