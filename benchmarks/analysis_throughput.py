@@ -9,6 +9,10 @@ else random weights of the same size):
 - Method B (``latentjax.optimize_weights``): optimiser steps per second for all classes at once,
   beside the same steps driven by a Python loop of jitted single steps.
 
+On a CPU the sweep runs as the ``latentjax`` command runs it, with one XLA device per core
+(:func:`latentjax.use_host_cores`; ``--one-device`` measures without it). The Python loop and
+the matmul run on the default device as a user's own code would.
+
 Run:  .venv/bin/python benchmarks/analysis_throughput.py [--samples 4] [--loop-dims 8]
 Results go to docs/results.md by hand, with the device this printed.
 """
@@ -67,11 +71,15 @@ def main() -> None:
     parser.add_argument("--weight-steps", type=int, default=20)
     parser.add_argument("--weight-batch", type=int, default=16)
     parser.add_argument("--chunk-size", type=int, default=None)
+    parser.add_argument("--one-device", action="store_true", help="no device per CPU core")
     args = parser.parse_args()
+    if not args.one_device:
+        lj.use_host_cores()
 
     generate, classify, latent_dim, which = _models()
     num_classes = int(classify(generate(jnp.zeros((1, latent_dim)))).shape[-1])
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), models: {which}")
+    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}) x{jax.local_device_count()}, "
+          f"models: {which}")
     codes = jax.random.normal(jax.random.key(1), (num_classes, args.samples, latent_dim))
 
     # --- APCR sweep

@@ -154,10 +154,18 @@ def compilations(calls: int) -> dict:
 
     jax.monitoring.register_event_duration_secs_listener(listener)
 
-    # Before: the model was a closure over its weights and a static argument, so was every float.
-    old_apcr = jax.jit(apcr_module._apcr_core, static_argnums=(0, 1, 4, 5),
+    # Before: the model was a closure over its weights and a static argument, so was every float
+    # (each a constant of the program: jnp.float32 of a static Python float).
+    def constants(core, first_float, last_float):
+        def with_constants(*args, **kwargs):
+            args = [jnp.float32(x) if first_float <= i <= last_float else x for i, x in enumerate(args)]
+            return core(*args, **kwargs)
+        return with_constants
+
+    old_apcr = jax.jit(constants(apcr_module._apcr_core, 4, 5), static_argnums=(0, 1, 4, 5),
                        static_argnames=("m", "relative", "signed", "chunk_size", "mesh"))
-    old_weights = jax.jit(weights_module._optimize_all, static_argnums=(0, 1, 5, 6, 7, 8, 9),
+    old_weights = jax.jit(constants(weights_module._optimize_all, 5, 9),
+                          static_argnums=(0, 1, 5, 6, 7, 8, 9),
                           static_argnames=("steps", "batch_size", "optimizer", "parametrization"))
 
     def closures(seed):

@@ -95,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     rest, overrides = _split_overrides(argv)
     args = _parser().parse_args(rest)
+    from latentjax.analysis.parallel import use_host_cores
+
+    try:
+        use_host_cores()  # one XLA device per CPU core: sharded sweeps use every core
+    except RuntimeError:
+        pass  # called from Python after JAX started (a test, a notebook): its devices stay
     try:
         # Imported here so that `latentjax --help` answers at once.
         from latentjax import config as config_lib

@@ -45,6 +45,10 @@ def count_compilations():
         jax.monitoring.unregister_event_duration_listener(listener)
 
 
+def SEEDS_CODES():
+    return jax.random.normal(jax.random.key(11), (4, 2, SPEC.latent_dim))
+
+
 @pytest.fixture(scope="module")
 def codes():
     return jax.random.normal(jax.random.key(7), (4, 3, SPEC.latent_dim))
@@ -217,3 +221,52 @@ def test_seed_axis_is_sharded_over_devices_and_outputs_stay_sharded(codes):
 def test_shard_leading_axis_names_a_bad_seed_count():
     with pytest.raises(ValueError, match=r"shape \(3, 2\) cannot be split over 8 devices"):
         lj.shard_leading_axis(jnp.zeros((3, 2)))
+
+
+def test_two_processes_each_analyse_their_share_of_the_seeds(tmp_path):
+    """The multi-host path on one machine: two CPU processes joined by jax.distributed."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one device per process
+    env["PYTHONPATH"] = str(REPO / "tests")
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "multihost_worker.py"), str(port), str(i),
+             str(tmp_path / f"process{i}.npz")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for i in range(2)
+    ]
+    for worker in workers:
+        output, _ = worker.communicate(timeout=300)
+        assert worker.returncode == 0, output[-3000:]
+    shares = [dict(np.load(tmp_path / f"process{i}.npz")) for i in range(2)]
+    assert sorted(shares[0]) == ["seed0", "seed2"] and sorted(shares[1]) == ["seed1", "seed3"]
+    _, classify = flax_models(0)
+    for share in shares:
+        for name, apcr in share.items():
+            generate = flax_models(int(name[4:]))[0]
+            expected = lj.compute_apcr(generate, classify, SEEDS_CODES(), m=1).apcr
+            np.testing.assert_allclose(apcr, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_importing_latentjax_starts_no_backend():
+    """So that use_host_cores() (and the CLI) can still choose the devices after the import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import latentjax, latentjax.cli, latentjax.experiment.reproduce\n"
+        "from jax._src import xla_bridge\n"
+        "print(xla_bridge.backends_are_initialized())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

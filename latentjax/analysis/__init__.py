@@ -10,9 +10,11 @@ from latentjax.analysis.manipulation import ManipulationResult, compare_sets, ma
 from latentjax.analysis.parallel import (
     as_pytree,
     local_mesh,
+    process_share,
     shard_leading_axis,
     stack_pytrees,
     unstack_pytree,
+    use_host_cores,
 )
 from latentjax.analysis.sets import (
     bottom_k_mask,
@@ -45,6 +47,7 @@ __all__ = [
     "local_mesh",
     "manipulate",
     "optimize_weights",
+    "process_share",
     "random_k_mask",
     "ranked_indices",
     "sample_class_latents",
@@ -55,5 +58,6 @@ __all__ = [
     "top_k_mask",
     "tsne_embedding",
     "unstack_pytree",
+    "use_host_cores",
     "weight_objective",
 ]

@@ -19,8 +19,9 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec
 
-#: Default rows per chunk by backend: CPUs gain nothing from bigger batches, GPUs and TPUs do.
-DEFAULT_CHUNK_SIZE = {"cpu": 512, "gpu": 8192, "tpu": 8192}
+#: Default rows per chunk and device by backend: CPUs gain nothing from bigger batches (256 was
+#: fastest with one host device per core, docs/results.md), GPUs and TPUs do.
+DEFAULT_CHUNK_SIZE = {"cpu": 256, "gpu": 8192, "tpu": 8192}
 
 
 def default_chunk_size() -> int:

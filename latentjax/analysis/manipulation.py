@@ -18,12 +18,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from latentjax.analysis import _validation
 from latentjax.analysis._chunking import default_chunk_size, map_in_chunks
 from latentjax.analysis.parallel import as_pytree
 
-DEFAULT_ALPHAS = tuple(float(a) for a in jnp.linspace(-3.0, 3.0, 13).tolist())
+DEFAULT_ALPHAS = tuple(np.linspace(-3.0, 3.0, 13).tolist())  # NumPy: no backend at import
 
 
 class ManipulationResult(NamedTuple):
