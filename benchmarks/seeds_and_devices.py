@@ -79,6 +79,12 @@ def training_steps(n: int, steps: int) -> dict:
     step_fn = training.make_gan_step(config)
     single = jax.jit(step_fn)
     stacked = jax.jit(jax.vmap(step_fn, in_axes=(0, 0, 0, 0, None)))
+
+    @jax.jit
+    def unrolled_step(states, real, labels, keys, step):
+        outs = [step_fn(jax.tree.map(lambda x: x[i], states), real[i], labels[i], keys[i], step)[0]
+                for i in range(n)]
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
     states = [training.init_gan_state(config, jax.random.key(s)) for s in range(n)]
     stack = stack_pytrees(states)
     real = images.reshape(n, batch, 28, 28, 1)
@@ -96,9 +102,16 @@ def training_steps(n: int, steps: int) -> dict:
             out = stacked(stack, real, labels.reshape(n, batch), keys, 0)[0]
         return out
 
-    loop_s, vmap_s = _timed(loop), _timed(vmapped)
+    def unrolled():
+        out = None
+        for _ in range(steps):
+            out = unrolled_step(stack, real, labels.reshape(n, batch), keys, 0)
+        return out
+
+    loop_s, vmap_s, unrolled_s = _timed(loop), _timed(vmapped), _timed(unrolled)
     return {"seeds": n, "steps": steps, "loop_seed_steps_per_s": n * steps / loop_s,
-            "vmap_seed_steps_per_s": n * steps / vmap_s, "speedup": loop_s / vmap_s}
+            "vmap_seed_steps_per_s": n * steps / vmap_s, "speedup": loop_s / vmap_s,
+            "unrolled_seed_steps_per_s": n * steps / unrolled_s, "unrolled_speedup": loop_s / unrolled_s}
 
 
 def apcr_over_seeds(n: int, samples: int, m: int) -> dict:
@@ -238,8 +251,10 @@ def main() -> None:
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
           f"{jax.local_device_count()} device(s), {os.cpu_count()} CPU cores")
     t = _in_process("training", 1, n=args.seeds, steps=args.train_steps)
-    print(f"GAN training, {t['seeds']} seeds x {t['steps']} steps: vmapped {t['vmap_seed_steps_per_s']:.2f} "
-          f"seed-steps/s, Python loop over seeds {t['loop_seed_steps_per_s']:.2f} -> {t['speedup']:.2f}x")
+    print(f"GAN training, {t['seeds']} seeds x {t['steps']} steps: Python loop over seeds "
+          f"{t['loop_seed_steps_per_s']:.2f} seed-steps/s; one program: vmapped "
+          f"{t['vmap_seed_steps_per_s']:.2f} ({t['speedup']:.2f}x), seeds unrolled "
+          f"{t['unrolled_seed_steps_per_s']:.2f} ({t['unrolled_speedup']:.2f}x)")
     a = _in_process("apcr_seeds", 1, n=args.seeds, samples=args.samples, m=args.m)
     print(f"APCR, {a['seeds']} generator seeds ({a['evaluations']} evaluations): vmapped "
           f"{a['vmap_evals_per_s']:.0f} evaluations/s, Python loop over seeds {a['loop_evals_per_s']:.0f} "

@@ -10,10 +10,11 @@ key of step ``s`` is ``fold_in(key(seed), s)``, so a run resumed from any checkp
 exactly the steps an uninterrupted run would take and ends with the same parameters.
 
 Many seeds in one program (``config.model_seeds``, as PureJaxRL trains many agents): the
-per-seed states are stacked on a leading axis and one ``jax.vmap``-ped, jitted step advances
-them all, each with its own initialisation, batch order and step keys, so seed ``s`` of a stack
-follows the same steps as a single run with ``config.seed = s`` (equal to float32 rounding: the
-batched kernels round differently). The stack is checkpointed by Orbax as one state, resumes
+per-seed states are stacked on a leading axis and one jitted step advances them all, each with
+its own initialisation, batch order and step keys, so seed ``s`` of a stack follows the same
+steps as a single run with ``config.seed = s`` (equal to float32 rounding where batched kernels
+round differently). The step batches the seeds with ``jax.vmap`` on GPUs and TPUs and unrolls
+them on CPUs, whichever is faster there (:data:`STACKED_STEP`). The stack is checkpointed by Orbax as one state, resumes
 exactly, and its seed axis is split over the local devices when their number divides it.
 """
 
@@ -254,23 +255,48 @@ def optimizer_update(optimizer: optax.GradientTransformation, grads, opt_state, 
         return optimizer.update(grads, opt_state, params)
 
 
-def _jit_steps(step_fn: Callable, stacked: bool = False) -> Callable:
+#: How a stacked step advances its seeds, by backend: ``'vmap'`` (one batched step) or
+#: ``'unroll'`` (the seeds' steps one after another inside the same jitted program). XLA:CPU
+#: runs ``vmap``-ped convolutions (grouped over the seed axis) 2.3x slower than a Python loop
+#: over seeds (docs/results.md), so the CPU unrolls; GPUs and TPUs batch.
+STACKED_STEP = {"cpu": "unroll"}
+
+
+def stacked_step_layout() -> str:
+    return STACKED_STEP.get(jax.default_backend(), "vmap")
+
+
+def _jit_steps(step_fn: Callable, stacked: bool = False, layout: str | None = None) -> Callable:
     """Lifts ``step_fn(state, x, y, key, step) -> (state, metrics)`` to a chunk of jitted steps.
 
     Each step is one jitted call that gathers its batch from the device-resident data set by
     index; the host only enqueues calls (JAX dispatch is asynchronous) and reads the metrics
     once per chunk. We do not put the chunk in a ``lax.scan``: XLA:CPU runs convolutions inside
     a while loop about 30 times slower than the same step called on its own (measured here).
-    ``stacked``: the state, batch indices and root keys carry a leading seed axis, and one
-    ``vmap``-ped step advances every seed.
+    ``stacked``: the state, batch indices and root keys carry a leading seed axis and one jitted
+    call advances every seed, batched by ``vmap`` or unrolled (``layout``, default
+    :func:`stacked_step_layout`).
     """
 
     def seed_step(state, images, labels, batch_idx, root_key, step):
         key = jax.random.fold_in(root_key, step)
         return step_fn(state, images[batch_idx], labels[batch_idx], key, step)
 
-    if stacked:
+    layout = layout or stacked_step_layout()
+    if layout not in ("vmap", "unroll"):
+        raise ValueError(f"layout={layout!r}: expected 'vmap' or 'unroll'.")
+    if stacked and layout == "vmap":
         seed_step = jax.vmap(seed_step, in_axes=(0, None, None, 0, 0, None))
+    elif stacked:
+        one_seed = seed_step
+
+        def seed_step(state, images, labels, batch_idx, root_key, step):
+            outs = [
+                one_seed(jax.tree.map(lambda x: x[i], state), images, labels, batch_idx[i], root_key[i], step)
+                for i in range(batch_idx.shape[0])
+            ]
+            return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+
     one_step = jax.jit(seed_step, donate_argnums=0)
 
     def chunk(state, images, labels, idx, root_key, first_step):
