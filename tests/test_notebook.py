@@ -1,6 +1,5 @@
 """The walkthrough notebook runs top to bottom (small sizes), so it cannot silently rot."""
 
-import os
 
 import nbformat
 from nbclient import NotebookClient

@@ -398,28 +398,43 @@ def train_classifier(
 ) -> State:
     """Trains the classifier into ``workdir``; returns the final (or interrupted) state.
 
-    With ``config.model_seeds`` it trains one classifier per seed as one vmapped program and
+    With ``config.model_seeds`` it trains one classifier per seed as one jitted program and
     returns their stacked state.
     """
     workdir = prepare_run_directory(workdir, config, "classifier", resume)
+    return _train(
+        "classifier", config, workdir, init_classifier_state, make_classifier_step,
+        config.classifier_training, stop_after_steps=stop_after_steps,
+    )
+
+
+def _train(
+    kind: str,
+    config,
+    workdir: pathlib.Path,
+    init: Callable[[Any, jax.Array], State],
+    make_step: Callable[[Any], Callable],
+    schedule,
+    **loop_options,
+) -> State:
+    """The training loop of one model kind, for its seed or its stack of ``model_seeds``."""
     images, labels = _training_data(config)
-    tc = config.classifier_training
     seeds = run_seeds(config)
     return _run_loop(
-        name="classifier",
+        name=kind,
         workdir=workdir,
-        state=init_states(init_classifier_state, config),
-        chunk_fn=_jit_steps(make_classifier_step(config), stacked=seeds is not None),
+        state=init_states(init, config),
+        chunk_fn=_jit_steps(make_step(config), stacked=seeds is not None),
         images=jnp.asarray(images),
         labels=jnp.asarray(labels),
         seed=config.seed,
         seeds=seeds,
-        batch_size=tc.batch_size,
-        epochs=tc.epochs,
-        log_every=tc.log_every_steps,
-        checkpoint_every=tc.checkpoint_every_steps,
-        metadata={"kind": "classifier"},
-        stop_after_steps=stop_after_steps,
+        batch_size=schedule.batch_size,
+        epochs=schedule.epochs,
+        log_every=schedule.log_every_steps,
+        checkpoint_every=schedule.checkpoint_every_steps,
+        metadata={"kind": kind},
+        **loop_options,
     )
 
 
@@ -552,14 +567,12 @@ def train_gan(
 ) -> State:
     """Trains the GAN into ``workdir``; writes a sample grid PNG at every checkpoint.
 
-    With ``config.model_seeds`` it trains one GAN per seed as one vmapped program (stacked
+    With ``config.model_seeds`` it trains one GAN per seed as one jitted program (stacked
     state, one checkpoint, a sample grid per seed) and returns the stacked state.
     """
     # Checked before run.json is touched, so a refused resume leaves the run as it was.
     predates_average = resume and _saved_without_average(config, workdir)
     workdir = prepare_run_directory(workdir, config, "gan", resume)
-    images, labels = _training_data(config)
-    gt = config.gan_training
     seeds = run_seeds(config)
     generator = ModelSpec.from_config(config).generator()
     grid_z = sample_grid_latents(config)
@@ -575,20 +588,8 @@ def train_gan(
                 samples = generator.apply(one["generator_ema"], grid_z, train=False)
                 save_image_grid(path, np.asarray(samples), ncols=10)
 
-    return _run_loop(
-        name="gan",
-        workdir=workdir,
-        state=init_states(init_gan_state, config),
-        chunk_fn=_jit_steps(make_gan_step(config), stacked=seeds is not None),
-        images=jnp.asarray(images),
-        labels=jnp.asarray(labels),
-        seed=config.seed,
-        seeds=seeds,
-        batch_size=gt.batch_size,
-        epochs=gt.epochs,
-        log_every=gt.log_every_steps,
-        checkpoint_every=gt.checkpoint_every_steps,
-        metadata={"kind": "gan"},
+    return _train(
+        "gan", config, workdir, init_gan_state, make_gan_step, config.gan_training,
         stop_after_steps=stop_after_steps,
         on_checkpoint=write_samples,
         restore_state=_restore_predating_average if predates_average else None,
