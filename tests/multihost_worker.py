@@ -10,21 +10,25 @@ import sys
 import jax
 import numpy as np
 
-port, process_id, output = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-jax.distributed.initialize(
-    coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=process_id
-)
+def main(port: str, process_id: int, output: str) -> None:
+    jax.distributed.initialize(
+        coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=process_id
+    )
 
-import latentjax as lj  # noqa: E402
+    import latentjax as lj
 
-from test_pytrees import SEEDS_CODES, flax_models  # noqa: E402
+    from test_pytrees import SEEDS_CODES, flax_models
 
-assert jax.process_count() == 2 and jax.process_index() == process_id
-mine = lj.process_share(range(4))
-_, classify = flax_models(0)
-results = {
-    f"seed{seed}": np.asarray(lj.compute_apcr(flax_models(seed)[0], classify, SEEDS_CODES(), m=1).apcr)
-    for seed in mine
-}
-np.savez(output, **results)
-jax.distributed.shutdown()
+    assert jax.process_count() == 2 and jax.process_index() == process_id
+    mine = lj.process_share(range(4))
+    _, classify = flax_models(0)
+    results = {
+        f"seed{seed}": np.asarray(lj.compute_apcr(flax_models(seed)[0], classify, SEEDS_CODES(), m=1).apcr)
+        for seed in mine
+    }
+    np.savez(output, **results)
+    jax.distributed.shutdown()
+
+
+if __name__ == "__main__":  # pytest imports this file when it collects doctests
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
