@@ -10,6 +10,7 @@ import sys
 import jax
 import numpy as np
 
+
 def main(port: str, process_id: int, output: str) -> None:
     jax.distributed.initialize(
         coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=process_id
