@@ -15,13 +15,7 @@ import numpy as np
 
 def is_concrete(x) -> bool:
     """False for tracers (inside a user's jit or vmap), whose values cannot be checked."""
-    if isinstance(x, jax.core.Tracer):
-        return False
-    try:
-        np.asarray(x)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return False
-    return True
+    return not isinstance(x, jax.core.Tracer)
 
 
 def check_codes(codes, name: str = "codes", ndim: int | None = None, latent_dim: int | None = None):
@@ -64,23 +58,23 @@ def scalar_value(value, name: str, *, integer: bool = False):
     raise ValueError(f"{name}={value!r}: expected a number.")
 
 
-def check_positive(value, name: str, integer: bool = False):
+def _check_lower_bound(value, name: str, *, strict: bool, integer: bool = False):
     try:
         number = scalar_value(value, name, integer=integer)
     except ValueError:
-        number = float("nan")
-    if number is not None and not number > 0:
-        kind = "a positive integer" if integer else "a positive number"
+        number = float("nan")  # not a number at all: fails the comparison below
+    if number is not None and not (number > 0 if strict else number >= 0):
+        sign = "positive" if strict else "non-negative"
+        kind = f"a {sign} integer" if integer else f"a {sign} number"
         raise ValueError(f"{name}={value!r}: expected {kind}.")
 
 
+def check_positive(value, name: str, integer: bool = False):
+    _check_lower_bound(value, name, strict=True, integer=integer)
+
+
 def check_non_negative(value, name: str):
-    try:
-        number = scalar_value(value, name)
-    except ValueError:
-        number = float("nan")
-    if number is not None and not number >= 0:
-        raise ValueError(f"{name}={value!r}: expected a non-negative number.")
+    _check_lower_bound(value, name, strict=False)
 
 
 def as_float(value, dtype=jnp.float32) -> jax.Array:
