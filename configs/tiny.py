@@ -48,4 +48,15 @@ def get_config() -> ml_collections.ConfigDict:
             knn_k=1,
         )
     )
+    # A 4-cell sweep of the shipped models (tests: tables, intervals, resume).
+    config.sweep = ml_collections.ConfigDict(
+        dict(
+            models=("fashion_mnist",),
+            analysis_seeds=(0, 1),
+            grid=ml_collections.ConfigDict(dict(k=(2, 3), weight_steps=(2, 3))),
+            model_layout="auto",
+            bootstrap_resamples=200,
+            confidence=0.95,
+        )
+    )
     return config

@@ -58,8 +58,19 @@ def _parser() -> argparse.ArgumentParser:
         "config.analysis.pretrained (same as --config.analysis.train_models=True)",
     )
 
+    p = with_config(sub.add_parser(
+        "sweep", help="a grid of analysis settings over model and analysis seeds (config.sweep)"
+    ))
+    p.add_argument("--workdir", default=None, help="new sweep directory (default: runs/sweep-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the sweep in --workdir")
+
     p = with_config(sub.add_parser("export", help="export two finished runs as pretrained models"))
-    p.add_argument("--classifier-run", required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--classifier-run", help="the classifier's training run")
+    source.add_argument(
+        "--classifier-pretrained",
+        help="or the classifier of shipped/exported models, e.g. fashion_mnist",
+    )
     p.add_argument("--gan-run", required=True)
     p.add_argument("--destination", required=True, help="new folder for the exported models")
     return parser
@@ -135,9 +146,16 @@ def main(argv: list[str] | None = None) -> int:
             workdir = args.workdir or reproduce.default_workdir(config)
             results = reproduce.reproduce(config, workdir, resume=args.resume)
             print(reproduce.summary(results))
+        elif args.command == "sweep":
+            from latentjax.experiment import sweep
+
+            workdir = args.workdir or sweep.default_workdir(config)
+            result = sweep.run_sweep(config, workdir, resume=args.resume)
+            print(sweep.summary(result))
         elif args.command == "export":
             quality = workflows.export_from_runs(
-                config, args.classifier_run, args.gan_run, args.destination
+                config, args.classifier_run, args.gan_run, args.destination,
+                classifier_pretrained=args.classifier_pretrained,
             )
             if config.model_seeds:
                 for seed, numbers in quality.items():

@@ -92,6 +92,8 @@ def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
         )
     if "analysis" in config:
         _validate_analysis(config)
+    if "sweep" in config:
+        _validate_sweep(config)
     from latentjax.data import DATASETS  # local import: data imports nothing from here
 
     if config.dataset not in DATASETS:
@@ -166,6 +168,74 @@ def _validate_analysis(config: ml_collections.ConfigDict) -> None:
         )
 
 
+#: The analysis settings a sweep may vary: what the latent sets, Methods A and B, the sets and
+#: the same-class manipulation read (the reproduction-only settings are not swept).
+SWEEP_KEYS = (
+    "samples_per_class", "threshold", "sample_batch", "max_draws",
+    "delta", "m", "relative", "signed", "eps",
+    "lam", "xi_min", "xi_max", "weight_steps", "weight_batch", "weight_learning_rate",
+    "weight_init", "parametrization",
+    "k", "control_threshold", "alpha_max", "num_alphas", "manipulation_samples",
+)
+SWEEP_LAYOUTS = ("auto", "loop", "vmap")
+
+
+def sweep_cells(config: ml_collections.ConfigDict) -> list[dict]:
+    """The grid's cells in order (last key fastest), each ``{key: value}`` over the grid's keys."""
+    import itertools
+
+    grid = config.sweep.grid
+    keys = list(grid.keys())
+    return [dict(zip(keys, values)) for values in itertools.product(*(tuple(grid[k]) for k in keys))]
+
+
+def cell_config(config: ml_collections.ConfigDict, cell: dict) -> ml_collections.ConfigDict:
+    """The config of one sweep cell: the grid's values and the sweep's seeds in ``analysis``."""
+    copy = ml_collections.ConfigDict(config.to_dict())
+    copy.analysis.update(dict(cell, seeds=tuple(config.sweep.analysis_seeds)))
+    return copy
+
+
+def _validate_sweep(config: ml_collections.ConfigDict) -> None:
+    sw = config.sweep
+    models = tuple(sw.models)
+    if not models or any(not isinstance(m, str) or not m for m in models) or len(set(models)) != len(models):
+        raise ConfigError(
+            f"config.sweep.models={sw.models!r}: expected distinct shipped names or exported "
+            "folders, one per model seed."
+        )
+    seeds = tuple(sw.analysis_seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) or len(
+        set(seeds)
+    ) != len(seeds):
+        raise ConfigError(
+            f"config.sweep.analysis_seeds={sw.analysis_seeds!r}: expected distinct non-negative integers."
+        )
+    for key in sw.grid.keys():
+        values = sw.grid[key]
+        if key not in SWEEP_KEYS:
+            raise ConfigError(
+                f"config.sweep.grid.{key}: not a swept setting; expected keys among {list(SWEEP_KEYS)}."
+            )
+        if not isinstance(values, (tuple, list)) or not values or len(set(values)) != len(values):
+            raise ConfigError(
+                f"config.sweep.grid.{key}={values!r}: expected a non-empty tuple of distinct values."
+            )
+    if sw.model_layout not in SWEEP_LAYOUTS:
+        raise ConfigError(f"config.sweep.model_layout={sw.model_layout!r}: expected one of {SWEEP_LAYOUTS}.")
+    if isinstance(sw.bootstrap_resamples, bool) or not isinstance(sw.bootstrap_resamples, int) or sw.bootstrap_resamples < 1:
+        raise ConfigError(
+            f"config.sweep.bootstrap_resamples={sw.bootstrap_resamples!r}: expected a positive integer."
+        )
+    if not isinstance(sw.confidence, float) or not 0 < sw.confidence < 1:
+        raise ConfigError(f"config.sweep.confidence={sw.confidence!r}: expected a number in (0, 1).")
+    for cell in sweep_cells(config):
+        try:
+            _validate_analysis(cell_config(config, cell))
+        except ConfigError as exc:
+            raise ConfigError(f"config.sweep.grid cell {cell}: {exc}") from None
+
+
 def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
     """Imports ``get_config()`` from a config file and returns the locked, validated config."""
     path = pathlib.Path(path)
@@ -225,6 +295,12 @@ def apply_overrides(
                 raise KeyError(leaf)
             if isinstance(node[leaf], float) and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
+            if isinstance(node[leaf], ml_collections.ConfigDict) and isinstance(value, dict):
+                # A whole section given as a dict (e.g. a sweep's grid): replace, not merge.
+                with node.unlocked():
+                    del node[leaf]
+                    node[leaf] = ml_collections.ConfigDict(value)
+                continue
             setattr(node, leaf, value)
         except (KeyError, AttributeError) as exc:
             raise ConfigError(f"config.{key}: no such key in this config.") from exc

@@ -176,6 +176,44 @@ def test_weights_are_bit_identical_for_the_same_seed(codes, weight_result):
     assert not np.array_equal(other.losses, weight_result.losses)
 
 
+def test_weight_snapshots_equal_shorter_runs(codes):
+    long = lj.optimize_weights(
+        planted.generate, planted.classify, codes, jax.random.key(5), steps=12,
+        snapshot_steps=(1, 5, 12), parametrization="tanh",
+    )
+    assert long.snapshots.shape == (codes.shape[0], 3, codes.shape[-1])
+    np.testing.assert_array_equal(long.snapshots[:, 2], long.weights)
+    for index, steps in enumerate((1, 5)):
+        short = lj.optimize_weights(
+            planted.generate, planted.classify, codes, jax.random.key(5), steps=steps,
+            parametrization="tanh",
+        )
+        assert short.snapshots is None
+        np.testing.assert_allclose(long.snapshots[:, index], short.weights, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(long.losses[:, :steps], short.losses)
+    with pytest.raises(ValueError, match=r"snapshot_steps=\(0,\): expected integers in 1..steps=3"):
+        lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.key(5), steps=3,
+                            snapshot_steps=(0,))
+
+
+@pytest.mark.parametrize("raw_keys", [False, True])
+def test_weights_host_loop_equals_the_device_loop_and_keys_per_set(codes, raw_keys):
+    make = jax.random.PRNGKey if raw_keys else jax.random.key
+    common = dict(steps=13, snapshot_steps=(4, 13))
+    device = lj.optimize_weights(planted.generate, planted.classify, codes, make(2), loop="device", **common)
+    host = lj.optimize_weights(planted.generate, planted.classify, codes, make(2), loop="host", **common)
+    for a, b in zip(device, host):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # One key per code set, fold_in(key, c): what a single key gives.
+    keys = jax.vmap(lambda c: jax.random.fold_in(make(2), c))(jnp.arange(codes.shape[0]))
+    per_set = lj.optimize_weights(planted.generate, planted.classify, codes, keys, **common)
+    np.testing.assert_allclose(per_set.weights, host.weights, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"expected one key, or one per code set"):
+        lj.optimize_weights(planted.generate, planted.classify, codes, keys[:1], steps=2)
+    with pytest.raises(ValueError, match=r"loop='gpu': expected 'auto', 'device' or 'host'"):
+        lj.optimize_weights(planted.generate, planted.classify, codes, make(2), steps=2, loop="gpu")
+
+
 def test_weight_objective_counts_the_better_sign():
     generate = lambda z: z
     classify = lambda x: jax.nn.softmax(jnp.stack([x[:, 0], -x[:, 0]], -1))

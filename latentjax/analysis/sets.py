@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from latentjax.analysis import _validation
 
@@ -99,3 +100,31 @@ def signed_directions(mask: jax.Array, signs: jax.Array) -> jax.Array:
     """
     signs = jnp.where(signs == 0, 1.0, jnp.sign(signs)).astype(jnp.float32)
     return jnp.where(mask, signs, 0.0)
+
+
+def jaccard(first: jax.Array, second: jax.Array) -> jax.Array:
+    """``|A ∩ B| / |A ∪ B|`` per row of two ``[..., N]`` masks (1 where both are empty).
+
+    >>> jaccard(jnp.array([[True, True, False]]), jnp.array([[False, True, True]])).tolist()
+    [0.3333333432674408]
+    """
+    both = jnp.sum(jnp.logical_and(first, second), axis=-1)
+    either = jnp.sum(jnp.logical_or(first, second), axis=-1)
+    return jnp.where(either > 0, both / jnp.maximum(either, 1), 1.0).astype(jnp.float32)
+
+
+def pairwise_jaccard(masks: jax.Array) -> jax.Array:
+    """Set stability over repetitions: the mean Jaccard index of every pair of ``masks[R, ...]``.
+
+    ``masks[R, C, N]`` (one ``[C, N]`` set per seed) gives ``[C]``; fewer than two repetitions
+    give NaN (there is no pair to compare).
+
+    >>> masks = jnp.array([[[True, True, False]], [[True, True, False]], [[True, False, True]]])
+    >>> [round(x, 4) for x in pairwise_jaccard(masks).tolist()]
+    [0.5556]
+    """
+    repetitions = masks.shape[0]
+    if repetitions < 2:
+        return jnp.full(masks.shape[1:-1], jnp.nan, jnp.float32)
+    first, second = np.triu_indices(repetitions, k=1)
+    return jnp.mean(jaccard(masks[first], masks[second]), axis=0)

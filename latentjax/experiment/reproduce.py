@@ -77,7 +77,7 @@ STAGE_TYPES = {
 def _to_tree(result) -> Any:
     """A stage result as nested dicts of NumPy arrays (what Orbax saves)."""
     if isinstance(result, tuple) and hasattr(result, "_asdict"):
-        return {k: _to_tree(v) for k, v in result._asdict().items()}
+        return {k: _to_tree(v) for k, v in result._asdict().items() if v is not None}
     if isinstance(result, dict):
         return {k: _to_tree(v) for k, v in result.items()}
     return np.asarray(result)

@@ -68,16 +68,23 @@ def class_latents(generate, classify, a, *, latent_dim: int, num_classes: int) -
         )
 
     result = jax.vmap(one_seed)(seed_keys(a.seeds, 0))
+    if isinstance(result.counts, jax.core.Tracer):
+        return result  # under a caller's vmap (a stack of models): it checks the stacked result
+    check_latent_counts(result, a)
+    return result
+
+
+def check_latent_counts(result: ClassLatents, a, label: str = "") -> None:
+    """Raises ``RuntimeError`` naming the seed and classes that stayed short of ``S`` codes."""
     counts = np.asarray(result.counts)
     for seed, row, draws in zip(a.seeds, counts, np.asarray(result.draws)):
         short = [j for j, c in enumerate(row.tolist()) if c < a.samples_per_class]
         if short:
             raise RuntimeError(
-                f"seed {seed}: after {int(draws)} prior samples, classes {short} have only "
+                f"{label}seed {seed}: after {int(draws)} prior samples, classes {short} have only "
                 f"{row[short].tolist()} codes with confidence >= {a.threshold} (wanted "
                 f"{a.samples_per_class}); raise analysis.max_draws or lower analysis.threshold."
             )
-    return result
 
 
 def correlation_scores(generate, classify, a, latents: ClassLatents) -> APCRResult:
@@ -100,17 +107,30 @@ def correlation_scores(generate, classify, a, latents: ClassLatents) -> APCRResu
     )
 
 
-def optimised_weights(generate, classify, a, latents: ClassLatents) -> WeightResult:
-    """Method B for every seed: ``weights[seeds, C, N]`` and ``losses[seeds, C, steps]``."""
+def optimised_weights(
+    generate, classify, a, latents: ClassLatents, snapshot_steps=()
+) -> WeightResult:
+    """Method B for every seed: ``weights[seeds, C, N]`` and ``losses[seeds, C, steps]``.
 
-    def one_seed(codes, key):
-        return optimize_weights(
-            generate, classify, codes, key, lam=a.lam, xi_range=(a.xi_min, a.xi_max),
-            steps=a.weight_steps, batch_size=a.weight_batch, learning_rate=a.weight_learning_rate,
-            init=a.weight_init, parametrization=a.parametrization,
-        )
+    ``snapshot_steps``: also ``w`` after each of these steps, ``snapshots[seeds, C, T, N]``.
+    """
 
-    return jax.vmap(one_seed)(jnp.asarray(latents.codes), seed_keys(a.seeds, 1))
+    codes = jnp.asarray(latents.codes)
+    num_seeds, num_classes = codes.shape[:2]
+    # Every seed's classes as one batch of code sets, each with the key a per-seed call would
+    # give it (fold_in(seed key, class)): one program, the same numbers as seed by seed.
+    keys = jax.vmap(lambda k: jax.vmap(lambda c: jax.random.fold_in(k, c))(jnp.arange(num_classes)))(
+        seed_keys(a.seeds, 1)
+    )
+    result = optimize_weights(
+        generate, classify, codes.reshape(num_seeds * num_classes, *codes.shape[2:]),
+        keys.reshape(-1), classes=jnp.tile(jnp.arange(num_classes), num_seeds), lam=a.lam,
+        xi_range=(a.xi_min, a.xi_max), steps=a.weight_steps, batch_size=a.weight_batch,
+        learning_rate=a.weight_learning_rate, init=a.weight_init,
+        parametrization=a.parametrization, snapshot_steps=tuple(snapshot_steps),
+    )
+    per_seed = lambda x: None if x is None else x.reshape(num_seeds, num_classes, *x.shape[1:])
+    return WeightResult(*(per_seed(x) for x in result))
 
 
 def manipulations(

@@ -27,14 +27,17 @@ GENERATOR_WEIGHTS = {"average": "generator_ema", "last": "generator"}
 
 def models_from_runs(
     config: ml_collections.ConfigDict,
-    classifier_run: str | os.PathLike,
+    classifier_run: str | os.PathLike | None,
     gan_run: str | os.PathLike,
     *,
     generator_weights: str = "average",
     seed: int | None = None,
+    classifier_pretrained: str | None = None,
 ) -> PretrainedModels:
     """The newest checkpoints of a classifier run and a GAN run, as frozen model pytrees.
 
+    ``classifier_pretrained``: instead of a classifier run, the classifier of shipped or exported
+    models (a fixed measuring instrument for several independently trained GANs).
     ``generator_weights``: ``'average'`` (the moving average the GAN exports, see
     :func:`latentjax.models.training.make_gan_step`) or ``'last'`` (the generator's last update).
     ``seed``: for runs of several ``config.model_seeds``, which seed's models (default the first).
@@ -43,8 +46,25 @@ def models_from_runs(
         raise ValueError(
             f"generator_weights={generator_weights!r}: expected one of {sorted(GENERATOR_WEIGHTS)}."
         )
+    if (classifier_run is None) == (classifier_pretrained is None):
+        raise ValueError(
+            f"classifier_run={classifier_run!r}, classifier_pretrained={classifier_pretrained!r}: "
+            "expected exactly one of them."
+        )
     spec = ModelSpec.from_config(config)
-    classifier_state = training.load_run_state(config, classifier_run, "classifier")
+    if classifier_pretrained is not None:
+        shipped = load_pretrained(classifier_pretrained)
+        fields = ("image_size", "channels", "num_classes", "classifier_width",
+                  "classifier_hidden", "classifier_dropout", "pixel_mean", "pixel_std")
+        theirs, ours = ({f: getattr(s, f) for f in fields} for s in (shipped.spec, spec))
+        if theirs != ours:
+            raise ValueError(
+                f"classifier_pretrained={classifier_pretrained!r} has the classifier {theirs}; "
+                f"expected the config's {ours}."
+            )
+        classifier_state = {"classifier": shipped.classifier_variables}
+    else:
+        classifier_state = training.load_run_state(config, classifier_run, "classifier")
     gan_state = training.load_run_state(config, gan_run, "gan")
     seeds = training.run_seeds(config)
     if seeds is not None:
@@ -52,8 +72,10 @@ def models_from_runs(
         if seed not in seeds:
             raise ValueError(f"seed={seed!r}: expected one of the runs' model_seeds {list(seeds)}.")
         index = seeds.index(seed)
-        classifier_state, gan_state = jax.tree.map(lambda x: x[index], (classifier_state, gan_state))
-    classifier_variables = {
+        gan_state = jax.tree.map(lambda x: x[index], gan_state)
+        if classifier_pretrained is None:
+            classifier_state = jax.tree.map(lambda x: x[index], classifier_state)
+    classifier_variables = classifier_state.get("classifier") or {
         "params": classifier_state["params"],
         "batch_stats": classifier_state["batch_stats"],
     }
@@ -98,13 +120,16 @@ def evaluate_models(config: ml_collections.ConfigDict, models: PretrainedModels)
 
 def export_from_runs(
     config: ml_collections.ConfigDict,
-    classifier_run: str | os.PathLike,
+    classifier_run: str | os.PathLike | None,
     gan_run: str | os.PathLike,
     destination: str | os.PathLike,
+    *,
+    classifier_pretrained: str | None = None,
 ) -> dict:
     """Evaluates two finished runs and exports their inference variables with the numbers.
 
-    Runs of several ``config.model_seeds`` export each seed's pair to ``destination/seed<s>``
+    ``classifier_pretrained`` instead of ``classifier_run``: pair the GAN run with the
+    classifier of shipped or exported models. Runs of several ``config.model_seeds`` export each seed's pair to ``destination/seed<s>``
     and return ``{seed: quality}``.
     """
     destination = pathlib.Path(destination)
@@ -116,9 +141,13 @@ def export_from_runs(
     ]
     qualities = {}
     for seed, folder in targets:
-        models = models_from_runs(config, classifier_run, gan_run, seed=seed)
+        models = models_from_runs(
+            config, classifier_run, gan_run, seed=seed, classifier_pretrained=classifier_pretrained
+        )
         quality = evaluate_models(config, models)
         metadata = {"config": config.to_dict(), "quality": quality}
+        if classifier_pretrained is not None:
+            metadata["classifier_from"] = classifier_pretrained
         if seed is not None:
             metadata["model_seed"] = seed
         export_models(

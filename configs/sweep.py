@@ -1,0 +1,41 @@
+"""The sweep: Table 1 with intervals, and how IR and set stability settle with S and Method B.
+
+Run (on a 2-core CPU; see docs/results.md for the measured time and numbers):
+
+    latentjax sweep --config configs/sweep.py --workdir runs/sweep
+
+Grid: codes per class S x Method B steps, each cell over the analysis seeds below, with the
+shipped models. Cells that differ only in Method B's steps share one run (its snapshots), and
+Method A is computed once per S. Independently trained GANs: export them
+(configs/gan_seeds.py) and list their folders in sweep.models, e.g.
+
+    latentjax sweep --config configs/sweep.py --workdir runs/sweep-gans \
+        --config.sweep.models="('runs/gan-seeds-exported/seed1','runs/gan-seeds-exported/seed2','runs/gan-seeds-exported/seed3')"
+
+Output: runs/sweep/table.csv (a row per cell and class), cells.csv, seeds.csv, report.md and the
+convergence figures.
+"""
+
+import ml_collections
+
+from default import get_config as _default  # configs/ is on sys.path while this file loads
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = _default()
+    config.sweep = ml_collections.ConfigDict(
+        dict(
+            # One entry per model seed: shipped names or exported folders.
+            models=("fashion_mnist",),
+            analysis_seeds=(0, 1),
+            # {analysis setting: values}; every other setting comes from config.analysis.
+            grid=ml_collections.ConfigDict(
+                dict(samples_per_class=(8, 16), weight_steps=(60, 250))
+            ),
+            # 'auto': stack the model seeds and vmap them off CPU, loop over them on CPU.
+            model_layout="auto",
+            bootstrap_resamples=2000,
+            confidence=0.95,
+        )
+    )
+    return config

@@ -1,0 +1,69 @@
+"""Bootstrap intervals for results repeated over seeds (NumPy: small arrays, no device work).
+
+A sweep repeats every cell over model seeds ``M`` and analysis seeds ``A``, giving values
+``x[M, A, ...]``. Two sources of variance, two intervals for the grand mean
+``mean_{m, a} x[m, a]``:
+
+- over model seeds: resample the ``M`` models with replacement, keep each model's seeds;
+- over analysis seeds: for every model, resample its ``A`` seeds with replacement.
+
+Each interval is the percentile bootstrap: the ``(1 - confidence) / 2`` and
+``(1 + confidence) / 2`` quantiles of the resampled grand means.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: The axes of ``values[M, A, ...]`` that :func:`bootstrap_interval` can resample.
+AXES = ("model", "analysis")
+
+
+def bootstrap_interval(
+    values,
+    over: str,
+    *,
+    num_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval of ``values.mean(axis=(0, 1))`` over one kind of seed.
+
+    Args:
+      values: ``[M, A, ...]``, one value per model seed and analysis seed (trailing axes, e.g.
+        classes, are kept: each gets its own interval, from the same resamples).
+      over: ``'model'`` (resample axis 0) or ``'analysis'`` (resample axis 1 within each model).
+      num_resamples, confidence: the bootstrap. seed: its NumPy generator (same seed, same
+        interval).
+
+    Returns:
+      ``(low, high)``, each of shape ``values.shape[2:]``. An axis of size 1 gives the point
+      interval ``low = high = mean``: one seed says nothing about that variance.
+
+    >>> low, high = bootstrap_interval(np.array([[0.0], [1.0]]), "model")
+    >>> float(low), float(high)
+    (0.0, 1.0)
+    """
+    values = np.asarray(values, np.float64)
+    if values.ndim < 2:
+        raise ValueError(f"values of shape {values.shape}: expected [model seeds, analysis seeds, ...].")
+    if over not in AXES:
+        raise ValueError(f"over={over!r}: expected one of {AXES}.")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence={confidence!r}: expected a number in (0, 1).")
+    if isinstance(num_resamples, bool) or not isinstance(num_resamples, int) or num_resamples < 1:
+        raise ValueError(f"num_resamples={num_resamples!r}: expected a positive integer.")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("values contain NaN or infinity: expected finite numbers.")
+    rng = np.random.default_rng(seed)
+    models, seeds = values.shape[:2]
+    if over == "model":
+        picks = rng.integers(0, models, (num_resamples, models))
+        means = values[picks].mean(axis=(1, 2))  # [R, ...]
+    else:
+        picks = rng.integers(0, seeds, (num_resamples, models, seeds))
+        rows = np.arange(models)[None, :, None]
+        means = values[rows, picks].mean(axis=(1, 2))
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail], axis=0)
+    return low, high

@@ -1,0 +1,429 @@
+"""A grid of analysis settings over model seeds and analysis seeds: Table 1 with intervals.
+
+``run_sweep(config, workdir)`` reads ``config.sweep``:
+
+- ``models``: shipped names or exported folders, one per model seed (independently trained
+  GANs; see ``configs/gan_seeds.py``);
+- ``analysis_seeds``: the seeds of the latent sets and of Method B (``analysis.seeds``);
+- ``grid``: ``{setting: values}`` over :data:`latentjax.config.SWEEP_KEYS`; a cell is one
+  combination (last key fastest), every other setting comes from ``config.analysis``.
+
+Every cell runs all its model and analysis seeds: the analysis seeds as one program per stage
+(see :mod:`latentjax.experiment.stages`), the model seeds stacked and ``vmap``-ped
+(``model_layout='vmap'``) or one after another (``'loop'``; ``'auto'`` picks the loop on CPU,
+where ``vmap`` over model weights is the slow layout, docs/results.md). Stage results are
+shared between cells that read the same settings (Method A does not depend on Method B's
+settings), and Method B runs once per group of cells that differ only in ``weight_steps``: the
+longest run's snapshots are the shorter runs (``optimize_weights(snapshot_steps=...)``).
+
+Written into ``workdir`` (never overwritten; ``resume=True`` continues a killed sweep and
+recomputes nothing that finished):
+
+- ``stages/<stage>-<hash>/``: Orbax artefacts of the shared stages, stacked over models;
+- ``cells/<cell>.json``: every cell's per-seed numbers, written when the cell finishes;
+- ``table.csv``: the tidy table, one row per cell and class: mean IR, 95% bootstrap intervals
+  over model seeds and over analysis seeds, Jaccard overlap of each method's set between
+  analysis seeds, same-class flip rates of the top-, bottom- and random-K sets;
+- ``seeds.csv``: one row per cell, model, analysis seed and class (what the intervals resample);
+- ``cells.csv``: one row per cell, the class means; ``report.md`` and the convergence figures.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import pathlib
+import shutil
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from latentjax import config as config_lib
+from latentjax import data
+from latentjax._progress import ProgressLog
+from latentjax.analysis.apcr import APCRResult
+from latentjax.analysis.latents import ClassLatents
+from latentjax.analysis.manipulation import compare_sets
+from latentjax.analysis.parallel import stack_pytrees
+from latentjax.analysis.sets import controlling_set, intersection_ratio, pairwise_jaccard, top_k_mask
+from latentjax.analysis.statistics import bootstrap_interval
+from latentjax.analysis.weights import WeightResult
+from latentjax.experiment import stages
+from latentjax.models import checkpoints
+from latentjax.models.pretrained import load_pretrained
+from latentjax.models.training import prepare_run_directory
+
+#: The settings each shared stage reads; a stage's artefact is keyed by them.
+LATENT_KEYS = ("samples_per_class", "threshold", "sample_batch", "max_draws")
+APCR_KEYS = LATENT_KEYS + ("delta", "m", "relative", "signed", "eps")
+WEIGHT_KEYS = LATENT_KEYS + (
+    "lam", "xi_min", "xi_max", "weight_batch", "weight_learning_rate", "weight_init",
+    "parametrization",
+)
+METHODS = ("apcr", "weights")
+SET_NAMES = stages.SET_NAMES
+
+
+class SweepResult(NamedTuple):
+    """What :func:`run_sweep` returns: the tidy table rows, the per-cell summaries, the folder."""
+
+    table: list[dict]
+    cells: list[dict]
+    workdir: pathlib.Path
+
+
+def default_workdir(config) -> pathlib.Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return pathlib.Path("runs") / f"sweep-{config.dataset}-{stamp}"
+
+
+def _digest(record: Any) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _atomic_write(path: pathlib.Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def resolve_layout(layout: str, models) -> str:
+    """``'vmap'`` or ``'loop'``: ``'auto'`` is the loop on CPU or when architectures differ."""
+    same = len({m.spec for m in models}) == 1
+    if layout == "vmap" and not same:
+        raise ValueError("model_layout='vmap' stacks the models: expected one architecture for all.")
+    if layout == "auto":
+        return "vmap" if same and len(models) > 1 and jax.default_backend() != "cpu" else "loop"
+    return layout
+
+
+def _over_models(fn: Callable, models, layout: str, *per_model) -> Any:
+    """``fn(generate, classify, *inputs)`` for every model, results stacked on a model axis.
+
+    ``per_model``: inputs stacked over models (axis 0), sliced for each.
+    """
+    if layout == "vmap":
+        generate = stack_pytrees([m.generate for m in models])
+        classify = stack_pytrees([m.classify for m in models])
+        return jax.vmap(fn)(generate, classify, *per_model)
+    outputs = [
+        fn(m.generate, m.classify, *jax.tree.map(lambda x: x[i], per_model))
+        for i, m in enumerate(models)
+    ]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *outputs)
+
+
+def _tree(result) -> Any:
+    if isinstance(result, tuple) and hasattr(result, "_asdict"):
+        return {k: _tree(v) for k, v in result._asdict().items() if v is not None}
+    return np.asarray(result)
+
+
+class _StageCache:
+    """Stage results stacked over models, saved once under ``stages/<name>-<hash>``."""
+
+    def __init__(self, workdir: pathlib.Path, identity: dict, log):
+        self.root = workdir / "stages"
+        self.root.mkdir(exist_ok=True)
+        self.identity = identity
+        self.log = log
+
+    def get(self, name: str, kind, settings: dict, compute: Callable[[], Any]) -> Any:
+        path = self.root / f"{name}-{_digest({**self.identity, 'stage': name, **settings})}"
+        if path.is_dir():
+            arrays, _ = checkpoints.load_final(path)
+            return kind(**arrays)
+        staging = path.with_name(path.name + ".partial")
+        if staging.exists():
+            shutil.rmtree(staging)  # a save cut short by an interruption
+        start = time.perf_counter()
+        tree = _tree(compute())
+        checkpoints.save_final(staging, tree, {"stage": name, "settings": settings})
+        os.replace(staging, path)
+        self.log(f"  stage {name} {settings}: {time.perf_counter() - start:.1f} s")
+        return kind(**tree)
+
+
+def _settings(a, keys) -> dict:
+    return {k: a[k] for k in keys}
+
+
+def _groups(config) -> list[list[tuple[int, dict]]]:
+    """Cells that differ only in ``weight_steps`` share one Method B run: ``[[(index, cell)]]``."""
+    groups: dict[str, list] = {}
+    for index, cell in enumerate(config_lib.sweep_cells(config)):
+        key = json.dumps({k: v for k, v in cell.items() if k != "weight_steps"}, sort_keys=True, default=str)
+        groups.setdefault(key, []).append((index, cell))
+    return list(groups.values())
+
+
+def cell_name(index: int, cell: dict) -> str:
+    return f"cell{index:03d}"
+
+
+def evaluate_cell(models, a, latents: ClassLatents, apcr: APCRResult, weights: jax.Array) -> dict:
+    """One cell's numbers from stage results stacked over models (``weights[M, A, C, N]``).
+
+    Returns ``ir[M][A][C]``, ``flip[method][set][M][A][C]`` (same-class flip rate at
+    ``alpha = alpha_max``) and ``jaccard[method][M][C]`` (mean over pairs of analysis seeds).
+    """
+    threshold = a.control_threshold if a.control_threshold >= 0 else None
+    alphas = stages.alpha_grid(a)
+    ir, jaccard = [], {m: [] for m in METHODS}
+    flip = {m: {s: [] for s in SET_NAMES} for m in METHODS}
+    for index, model in enumerate(models):
+        scores = jnp.swapaxes(jnp.asarray(apcr.apcr[index]), -1, -2)  # [A, C, N]
+        signs_a = jnp.swapaxes(jnp.asarray(apcr.directions[index]), -1, -2)
+        w = jnp.asarray(weights[index])  # [A, C, N]
+        high = jax.vmap(lambda s: top_k_mask(s, a.k))(scores)
+        control = jax.vmap(lambda x: controlling_set(x, k=a.k, threshold=threshold))(w)
+        ir.append(np.asarray(jax.vmap(lambda h, c: intersection_ratio(h, c, a.k))(high, control)))
+        jaccard["apcr"].append(np.asarray(pairwise_jaccard(high)))
+        jaccard["weights"].append(np.asarray(pairwise_jaccard(control)))
+        codes = jnp.asarray(latents.codes[index])[:, :, : a.manipulation_samples]
+        keys = stages.seed_keys(a.seeds, 2)
+        for method, (rank, signs) in {"apcr": (scores, signs_a), "weights": (jnp.abs(w), w)}.items():
+            per_seed = [
+                compare_sets(
+                    model.generate, model.classify, codes[s], rank[s], signs[s], a.k, keys[s],
+                    alphas=alphas, num_images=1, chunk_size=a.chunk_size or None,
+                )
+                for s in range(len(a.seeds))
+            ]
+            for name in SET_NAMES:
+                flip[method][name].append(
+                    np.stack([np.asarray(r[name].argmax_rate[:, -1]) for r in per_seed])
+                )
+    as_list = lambda x: np.asarray(x).tolist()
+    return {
+        "ir": as_list(ir),
+        "jaccard": {m: as_list(v) for m, v in jaccard.items()},
+        "flip": {m: {s: as_list(v) for s, v in sets.items()} for m, sets in flip.items()},
+    }
+
+
+def run_sweep(
+    config: ml_collections.ConfigDict,
+    workdir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    log: Callable[[str], Any] = print,
+) -> SweepResult:
+    """Runs every cell of ``config.sweep`` into ``workdir`` and writes the tables and report.
+
+    From Python (what ``latentjax sweep`` does)::
+
+        from latentjax import config as C
+        from latentjax.experiment.sweep import run_sweep
+
+        config = C.apply_overrides(C.load_config("configs/sweep.py"), {"sweep.analysis_seeds": (0, 1, 2)})
+        result = run_sweep(config, "runs/my-sweep")
+        result.cells[0]["ir_mean"], result.cells[0]["ir_analysis_low"]  # class-mean IR, interval
+        result.table[0]["jaccard_weights"]  # Method B's set stability, cell 0, class 0
+    """
+    from latentjax.experiment import sweep_report  # matplotlib only when a sweep runs
+
+    if "sweep" not in config:
+        raise config_lib.ConfigError("the config has no sweep section: use configs/sweep.py.")
+    config_lib.validate_config(config)
+    sw = config.sweep
+    # Missing or mismatched models fail here, before the sweep folder exists.
+    models = [load_pretrained(m) for m in sw.models]
+    shapes = {(m.spec.latent_dim, m.spec.num_classes) for m in models}
+    if shapes != {(config.latent_dim, config.num_classes)}:
+        raise ValueError(
+            f"config.sweep.models={tuple(sw.models)!r} have (latent_dim, num_classes) {sorted(shapes)}: "
+            f"expected all ({config.latent_dim}, {config.num_classes})."
+        )
+    layout = resolve_layout(sw.model_layout, models)
+    workdir = prepare_run_directory(workdir, config, "sweep", resume)
+    (workdir / "cells").mkdir(exist_ok=True)
+    cache = _StageCache(
+        workdir, {"models": list(sw.models), "seeds": list(sw.analysis_seeds)}, log
+    )
+    shapes = dict(latent_dim=config.latent_dim, num_classes=config.num_classes)
+    groups = _groups(config)
+    total = sum(len(g) for g in groups)
+    log(
+        f"[sweep] {total} cells x {len(models)} model seeds x {len(sw.analysis_seeds)} analysis "
+        f"seeds, models {layout}ed, into {workdir}"
+    )
+    progress = ProgressLog("sweep", total, unit="cells", stream=_LogStream(log))
+    done = 0
+    for group in groups:
+        pending = [(i, c) for i, c in group if not (workdir / "cells" / f"{cell_name(i, c)}.json").exists()]
+        if not pending:
+            done += len(group)
+            progress.start_step = done  # the rate counts only cells computed in this process
+            progress.update(done)
+            continue
+        start = time.perf_counter()
+        steps = sorted({c.get("weight_steps", config.analysis.weight_steps) for _, c in group})
+        a = config_lib.cell_config(config, group[0][1]).analysis
+        a.weight_steps = steps[-1]
+
+        def latents_fn(g, c):
+            return stages.class_latents(g, c, a, **shapes)
+
+        latents = cache.get("latents", ClassLatents, _settings(a, LATENT_KEYS),
+                            lambda: _over_models(latents_fn, models, layout))
+        for index, model_label in enumerate(sw.models):
+            stages.check_latent_counts(jax.tree.map(lambda x: x[index], latents), a, f"model {model_label}, ")
+        apcr = cache.get(
+            "apcr", APCRResult, _settings(a, APCR_KEYS),
+            lambda: _over_models(lambda g, c, l: stages.correlation_scores(g, c, a, l), models, layout, latents),
+        )
+        weights = cache.get(
+            "weights", WeightResult, {**_settings(a, WEIGHT_KEYS), "snapshot_steps": steps},
+            lambda: _over_models(
+                lambda g, c, l: stages.optimised_weights(g, c, a, l, snapshot_steps=steps),
+                models, layout, latents,
+            ),
+        )
+        for index, cell in pending:
+            cell_a = config_lib.cell_config(config, cell).analysis
+            at = steps.index(cell_a.weight_steps)
+            numbers = evaluate_cell(models, cell_a, latents, apcr, np.asarray(weights.snapshots)[:, :, :, at])
+            record = {
+                "index": index, "cell": cell, "models": list(sw.models),
+                "analysis_seeds": list(sw.analysis_seeds), **numbers,
+                "latent_draws": np.asarray(latents.draws).tolist(),
+                "group_seconds": time.perf_counter() - start,
+            }
+            _atomic_write(workdir / "cells" / f"{cell_name(index, cell)}.json", json.dumps(record))
+        done += len(group)
+        progress.update(done)
+    records = [
+        json.loads((workdir / "cells" / f"{cell_name(i, c)}.json").read_text())
+        for i, c in enumerate(config_lib.sweep_cells(config))
+    ]
+    table, seed_rows, cells = summarize(config, records)
+    for name, rows in (("table", table), ("seeds", seed_rows), ("cells", cells)):
+        _atomic_write(workdir / f"{name}.csv", to_csv(rows))
+    sweep_report.write_report(workdir, config, cells, table, models)
+    log(f"[sweep] wrote {workdir / 'table.csv'} and {workdir / 'report.md'}")
+    return SweepResult(table, cells, workdir)
+
+
+class _LogStream:
+    """A file-like object that sends whole lines to ``log``."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def write(self, text: str) -> None:
+        if text.strip():
+            self.log(text.rstrip("\n"))
+
+    def flush(self) -> None:
+        pass
+
+
+def summary(result: SweepResult) -> str:
+    """A few lines for the terminal: each cell's mean IR with its intervals and set stability."""
+    lines = ["cell: settings | mean IR [over model seeds] [over analysis seeds] | Jaccard A, B"]
+    for c in result.cells:
+        settings = ", ".join(f"{k}={v}" for k, v in c.items() if k not in _SUMMARY_FIELDS and not k.startswith(("ir_", "jaccard_", "flip_")))
+        lines.append(
+            f"  {settings} | {c['ir_mean']:.2f} [{c['ir_model_low']:.2f}, {c['ir_model_high']:.2f}] "
+            f"[{c['ir_analysis_low']:.2f}, {c['ir_analysis_high']:.2f}] | "
+            f"{c['jaccard_apcr']:.2f}, {c['jaccard_weights']:.2f}"
+        )
+    lines.append(f"table: {result.workdir / 'table.csv'}, report: {result.workdir / 'report.md'}")
+    return "\n".join(lines)
+
+
+_SUMMARY_FIELDS = ("minutes",)
+
+
+def to_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def summarize(config, records: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
+    """The tidy table (cell x class), the per-seed rows and the per-cell class means."""
+    sw = config.sweep
+    names = data.dataset_spec(config.dataset).class_names
+    boot = dict(num_resamples=sw.bootstrap_resamples, confidence=sw.confidence)
+    table, seed_rows, cells = [], [], []
+    for record in records:
+        settings = {"cell": cell_name(record["index"], record["cell"]), **record["cell"]}
+        ir = np.asarray(record["ir"], np.float64)  # [M, A, C]
+        flips = {f"flip_{m}_{s}": np.asarray(record["flip"][m][s]) for m in METHODS for s in SET_NAMES}
+        jac = {f"jaccard_{m}": np.asarray(record["jaccard"][m], np.float64) for m in METHODS}  # [M, C]
+        intervals = {
+            over: bootstrap_interval(ir, over, seed=record["index"], **boot) for over in ("model", "analysis")
+        }
+        for j, name in enumerate(names):
+            row = {**settings, "class": j, "class_name": name, "ir_mean": ir[..., j].mean()}
+            for over, (low, high) in intervals.items():
+                row[f"ir_{over}_low"], row[f"ir_{over}_high"] = low[j], high[j]
+            row["ir_sd_analysis"] = ir[..., j].std(axis=1).mean()
+            row.update({k: v[:, j].mean() for k, v in jac.items()})
+            row.update({k: v[..., j].mean() for k, v in flips.items()})
+            row["model_seeds"], row["analysis_seeds"] = ir.shape[:2]
+            table.append(_rounded(row))
+        for m, model in enumerate(record["models"]):
+            for a, seed in enumerate(record["analysis_seeds"]):
+                for j in range(ir.shape[2]):
+                    seed_rows.append(_rounded({
+                        **settings, "model": model, "analysis_seed": seed, "class": j,
+                        "ir": ir[m, a, j], **{k: v[m, a, j] for k, v in flips.items()},
+                    }))
+        class_mean = ir.mean(axis=2)  # [M, A]
+        summary = {**settings, "ir_mean": class_mean.mean()}
+        for over in ("model", "analysis"):
+            low, high = bootstrap_interval(class_mean, over, seed=record["index"], **boot)
+            summary[f"ir_{over}_low"], summary[f"ir_{over}_high"] = low, high
+        # Variance decomposition of the class-mean IR: between models, and within a model.
+        summary["ir_sd_between_models"] = class_mean.mean(axis=1).std() if ir.shape[0] > 1 else float("nan")
+        summary["ir_sd_between_analysis_seeds"] = class_mean.std(axis=1).mean() if ir.shape[1] > 1 else float("nan")
+        summary.update({k: np.nanmean(v) for k, v in jac.items()})
+        for k, v in jac.items():
+            low, high = _class_interval(np.nanmean(v, axis=0), record["index"], boot)
+            summary[f"{k}_low"], summary[f"{k}_high"] = low, high
+        summary.update({k: v.mean() for k, v in flips.items()})
+        summary["minutes"] = record["group_seconds"] / 60.0
+        cells.append(_rounded(summary))
+    return table, seed_rows, cells
+
+
+def _class_interval(per_class: np.ndarray, seed: int, boot: dict) -> tuple[float, float]:
+    """Interval of a class mean from resampling the classes (for the set-stability curves)."""
+    if not np.all(np.isfinite(per_class)):
+        return float("nan"), float("nan")
+    low, high = bootstrap_interval(per_class[None, :, None], "analysis", seed=seed, **boot)
+    return float(low[0]), float(high[0])
+
+
+def _rounded(row: dict) -> dict:
+    def value(v):
+        if isinstance(v, (np.floating, float)):
+            return round(float(v), 6)
+        if isinstance(v, np.integer):
+            return int(v)
+        if isinstance(v, np.ndarray) and v.ndim == 0:
+            return value(v.item())
+        return v
+    return {k: value(v) for k, v in row.items()}
+
+
+def read_table(path: str | os.PathLike) -> list[dict]:
+    """A sweep's ``table.csv`` (or ``cells.csv``, ``seeds.csv``) as a list of dicts of strings."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+__all__ = ["SweepResult", "run_sweep", "summarize", "evaluate_cell", "read_table"]

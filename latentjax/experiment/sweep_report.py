@@ -1,0 +1,171 @@
+"""The sweep's report: Table 1 per cell with its two intervals, and the convergence figures."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from latentjax.experiment.reproduce import PAPER_TABLE_1  # noqa: E402
+
+
+def _save(fig, path: pathlib.Path) -> None:
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _interval(row: dict, prefix: str) -> str:
+    low, high = row[f"{prefix}_low"], row[f"{prefix}_high"]
+    return "–" if low == high else f"[{low:.2f}, {high:.2f}]"
+
+
+def swept_axes(config) -> list[str]:
+    """Grid keys with at least two numeric values: the x axes of the convergence figures."""
+    grid = config.sweep.grid
+    return [
+        k for k in grid.keys()
+        if len(grid[k]) > 1 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in grid[k])
+    ]
+
+
+def figure_convergence(path: pathlib.Path, config, cells: list[dict], axis: str) -> None:
+    """IR (class mean) and set stability (Jaccard between analysis seeds) against one setting.
+
+    One line per combination of the other swept settings; bars: 95% bootstrap intervals, IR over
+    analysis seeds (and a band over model seeds when there are several), Jaccard over classes.
+    """
+    others = [k for k in config.sweep.grid.keys() if k != axis]
+    lines: dict[tuple, list[dict]] = {}
+    for row in cells:
+        lines.setdefault(tuple((k, row[k]) for k in others), []).append(row)
+    fig, (ax_ir, ax_j) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (label, rows) in enumerate(lines.items()):
+        rows = sorted(rows, key=lambda r: r[axis])
+        x = np.array([r[axis] for r in rows], float)
+        color = plt.get_cmap("tab10")(i % 10)
+        name = ", ".join(f"{k}={v}" for k, v in label) or "all"
+        ir = np.array([r["ir_mean"] for r in rows])
+        err = np.array([[r["ir_mean"] - r["ir_analysis_low"], r["ir_analysis_high"] - r["ir_mean"]] for r in rows]).T
+        ax_ir.errorbar(x, ir, yerr=np.maximum(err, 0), color=color, marker="o", capsize=3, label=name)
+        if any(r["ir_model_low"] != r["ir_model_high"] for r in rows):
+            ax_ir.fill_between(x, [r["ir_model_low"] for r in rows], [r["ir_model_high"] for r in rows],
+                               color=color, alpha=0.15)
+        for method, style in (("apcr", "-"), ("weights", "--")):
+            y = np.array([r[f"jaccard_{method}"] for r in rows], float)
+            if np.all(np.isnan(y)):
+                continue
+            err = np.array([[r[f"jaccard_{method}"] - r[f"jaccard_{method}_low"],
+                             r[f"jaccard_{method}_high"] - r[f"jaccard_{method}"]] for r in rows]).T
+            ax_j.errorbar(x, y, yerr=np.maximum(np.nan_to_num(err), 0), color=color, linestyle=style,
+                          marker="o", capsize=3,
+                          label=f"{'Method A (H)' if method == 'apcr' else 'Method B (C)'}, {name}")
+    for ax in (ax_ir, ax_j):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(axis)
+        ax.grid(alpha=0.3)
+    ax_ir.axhline(np.mean(PAPER_TABLE_1), color="gray", linestyle=":", label="paper mean 0.75")
+    ax_ir.set_ylabel("Table 1 mean IR")
+    ax_ir.set_title("IR (bars: over analysis seeds; band: over model seeds)", fontsize=9)
+    ax_j.set_ylabel("Jaccard overlap between analysis seeds")
+    ax_j.set_title("set stability (bars: over classes)", fontsize=9)
+    ax_j.set_ylim(0, 1.02)
+    for ax in (ax_ir, ax_j):
+        ax.legend(fontsize=6)
+    _save(fig, path)
+
+
+def write_report(workdir: pathlib.Path, config, cells: list[dict], table: list[dict], models) -> None:
+    sw = config.sweep
+    grid_keys = list(sw.grid.keys())
+    paper = PAPER_TABLE_1 if config.dataset == "fashion_mnist" else None
+    lines = [
+        "# latentjax sweep",
+        "",
+        f"{len(cells)} cells; model seeds: {', '.join(sw.models)}; analysis seeds: "
+        f"{list(sw.analysis_seeds)}; {int(sw.confidence * 100)}% percentile bootstrap intervals "
+        f"({sw.bootstrap_resamples} resamples) over model seeds and over analysis seeds. "
+        "Every other setting as in the config's `analysis` section (`run.json`).",
+        "",
+        "## Models",
+        "",
+        "| model seed | confident share | class shares | Fréchet distance |",
+        "|---|---|---|---|",
+    ]
+    for label, m in zip(sw.models, models):
+        gan = m.metadata.get("quality", {}).get("gan", {})
+        if gan:
+            hist = gan["class_histogram"]
+            lines.append(
+                f"| {label} | {100 * gan['confident_share']:.1f}% | {100 * min(hist):.1f}%..{100 * max(hist):.1f}% "
+                f"| {gan['frechet_distance_samples_vs_test']:.1f} |"
+            )
+        else:
+            lines.append(f"| {label} | – | – | – |")
+    lines += [
+        "",
+        "## Table 1 per cell (class-mean IR)",
+        "",
+        "| cell | " + " | ".join(grid_keys) + " | mean IR | over model seeds | over analysis seeds "
+        "| sd between models | sd between analysis seeds | Jaccard A | Jaccard B | flip A top/bottom/random | flip B top/bottom/random | minutes (its group) |",
+        "|" + "---|" * (len(grid_keys) + 11),
+    ]
+    fmt = lambda v: "–" if v != v else f"{v:.2f}"
+    for c in cells:
+        lines.append(
+            f"| {c['cell']} | " + " | ".join(str(c[k]) for k in grid_keys)
+            + f" | **{c['ir_mean']:.2f}** | {_interval(c, 'ir_model')} | {_interval(c, 'ir_analysis')} "
+            f"| {fmt(c['ir_sd_between_models'])} | {fmt(c['ir_sd_between_analysis_seeds'])} "
+            f"| {fmt(c['jaccard_apcr'])} | {fmt(c['jaccard_weights'])} "
+            + "| " + "/".join(f"{100 * c[f'flip_apcr_{s}']:.0f}" for s in ("top", "bottom", "random"))
+            + " | " + "/".join(f"{100 * c[f'flip_weights_{s}']:.0f}" for s in ("top", "bottom", "random"))
+            + f" | {c['minutes']:.1f} |"
+        )
+    lines += [
+        "",
+        "A dash: one seed of that kind, so no interval. Which variance dominates: compare the two "
+        "sd columns (between model seeds: sd of each model's seed-mean IR; between analysis "
+        "seeds: mean over models of the sd over its seeds).",
+        "",
+        "## Table 1 per class",
+    ]
+    by_cell: dict[str, list[dict]] = {}
+    for row in table:
+        by_cell.setdefault(row["cell"], []).append(row)
+    for c in cells:
+        settings = ", ".join(f"{k}={c[k]}" for k in grid_keys)
+        lines += [
+            "",
+            f"### {c['cell']}: {settings}",
+            "",
+            "| class | IR | over model seeds | over analysis seeds | Jaccard A | Jaccard B | flip A top | flip B top | paper |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in by_cell[c["cell"]]:
+            lines.append(
+                f"| {r['class']} {r['class_name']} | {r['ir_mean']:.2f} | {_interval(r, 'ir_model')} "
+                f"| {_interval(r, 'ir_analysis')} | {fmt(r['jaccard_apcr'])} | {fmt(r['jaccard_weights'])} "
+                f"| {100 * r['flip_apcr_top']:.0f}% | {100 * r['flip_weights_top']:.0f}% "
+                f"| {paper[r['class']] if paper else '–'} |"
+            )
+    figures = []
+    for axis in swept_axes(config):
+        name = f"convergence_{axis}.png"
+        figure_convergence(workdir / name, config, cells, axis)
+        figures.append((name, f"IR and set stability against {axis}"))
+    if figures:
+        lines += ["", "## Convergence", ""]
+        for name, caption in figures:
+            lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
+    tmp = workdir / "report.md.tmp"
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, workdir / "report.md")
+
+
+__all__ = ["write_report", "figure_convergence", "swept_axes"]

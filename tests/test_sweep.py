@@ -1,0 +1,170 @@
+"""The sweep end to end (tiny grid, shipped models, real data) and its statistics."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from latentjax import config as config_lib
+from latentjax.analysis.statistics import bootstrap_interval
+from latentjax.errors import ConfigError, RunDirectoryError
+from latentjax.experiment import sweep
+from latentjax.models.pretrained import PRETRAINED_ROOT
+
+
+def tiny_sweep_config(**overrides):
+    from conftest import REPO
+
+    return config_lib.apply_overrides(config_lib.load_config(REPO / "configs" / "tiny.py"), overrides)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    config = tiny_sweep_config()
+    workdir = tmp_path_factory.mktemp("sweep") / "run"
+    lines = []
+    return config, sweep.run_sweep(config, workdir, log=lines.append), lines
+
+
+def test_table_has_a_row_per_cell_and_class(finished):
+    config, result, lines = finished
+    cells = config_lib.sweep_cells(config)
+    assert len(cells) == 4 and len(result.cells) == 4
+    assert len(result.table) == 4 * config.num_classes
+    assert [(r["cell"], r["class"]) for r in result.table] == [
+        (f"cell{i:03d}", j) for i in range(4) for j in range(config.num_classes)
+    ]
+    on_disk = sweep.read_table(result.workdir / "table.csv")
+    assert len(on_disk) == len(result.table)
+    assert float(on_disk[5]["ir_mean"]) == pytest.approx(result.table[5]["ir_mean"])
+    seeds = sweep.read_table(result.workdir / "seeds.csv")
+    assert len(seeds) == 4 * 1 * 2 * config.num_classes  # cells x models x analysis seeds x classes
+    for name in ("report.md", "cells.csv", "convergence_k.png", "convergence_weight_steps.png"):
+        assert (result.workdir / name).is_file(), name
+    assert any("ETA" in line for line in lines)
+    # Cells that differ only in weight_steps and k shared one computation of each stage.
+    assert sum(line.strip().startswith("stage weights") for line in lines) == 1
+
+
+def test_intervals_contain_the_cell_means(finished):
+    _, result, _ = finished
+    for row in [*result.table, *result.cells]:
+        for over in ("model", "analysis"):
+            assert row[f"ir_{over}_low"] <= row["ir_mean"] + 1e-9 <= row[f"ir_{over}_high"] + 2e-9
+        # One model seed: its interval is the point; two analysis seeds that disagree: not.
+        assert row["ir_model_low"] == row["ir_model_high"] == pytest.approx(row["ir_mean"])
+    assert any(c["ir_analysis_low"] < c["ir_analysis_high"] for c in result.cells)
+
+
+def test_cell_numbers_agree_with_the_seed_rows(finished):
+    _, result, _ = finished
+    seeds = sweep.read_table(result.workdir / "seeds.csv")
+    for row in result.table[:10]:
+        mine = [float(s["ir"]) for s in seeds if s["cell"] == row["cell"] and int(s["class"]) == row["class"]]
+        assert np.mean(mine) == pytest.approx(row["ir_mean"], abs=1e-5)
+
+
+def test_a_finished_sweep_is_never_overwritten(finished):
+    config, result, _ = finished
+    before = (result.workdir / "table.csv").read_bytes()
+    with pytest.raises(RunDirectoryError, match="exists and is not empty; pass --resume"):
+        sweep.run_sweep(config, result.workdir)
+    changed = tiny_sweep_config(**{"sweep.analysis_seeds": (0, 5)})
+    with pytest.raises(RunDirectoryError, match="with a different config"):
+        sweep.run_sweep(changed, result.workdir, resume=True)
+    assert (result.workdir / "table.csv").read_bytes() == before
+
+
+def test_a_killed_sweep_resumes_without_recomputing(finished, tmp_path):
+    from conftest import REPO
+
+    _, reference, _ = finished
+    workdir = tmp_path / "killed"
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "latentjax.cli", "sweep", "--config", str(REPO / "configs" / "tiny.py"),
+         "--workdir", str(workdir)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    stages = workdir / "stages"
+    while time.time() < deadline and process.poll() is None:
+        if stages.is_dir() and any(not p.name.endswith(".partial") for p in stages.iterdir()):
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "the sweep finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (workdir / "table.csv").exists()
+    lines = []
+    result = sweep.run_sweep(tiny_sweep_config(), workdir, resume=True, log=lines.append)
+    assert not any(line.strip().startswith("stage latents") for line in lines)  # loaded, not redone
+    assert (workdir / "table.csv").read_text() == (reference.workdir / "table.csv").read_text()
+
+
+@pytest.mark.slow
+def test_stacked_models_vmapped_equal_the_loop(tmp_path):
+    models = ("fashion_mnist", str(PRETRAINED_ROOT / "fashion_mnist"))
+    grid = {"sweep.models": models, "sweep.grid.k": (3,), "sweep.grid.weight_steps": (2,),
+            "sweep.analysis_seeds": (0,)}
+    records = {}
+    for layout in ("loop", "vmap"):
+        config = tiny_sweep_config(**grid, **{"sweep.model_layout": layout})
+        result = sweep.run_sweep(config, tmp_path / layout, log=lambda _: None)
+        records[layout] = json.loads((result.workdir / "cells" / "cell000.json").read_text())
+    loop, vmapped = records["loop"], records["vmap"]
+    np.testing.assert_allclose(vmapped["ir"], loop["ir"])
+    np.testing.assert_allclose(vmapped["jaccard"]["apcr"], loop["jaccard"]["apcr"])
+    np.testing.assert_allclose(vmapped["flip"]["apcr"]["top"], loop["flip"]["apcr"]["top"])
+    # The same weights twice: the two model seeds agree, so the model interval is a point.
+    assert loop["ir"][0] == loop["ir"][1]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"sweep.grid": {"inversion_steps": (1, 2)}}, "config.sweep.grid.inversion_steps: not a swept setting"),
+        ({"sweep.grid.k": (3, 3)}, r"config.sweep.grid.k=\(3, 3\): expected a non-empty tuple of distinct"),
+        ({"sweep.grid.k": (3, 500)}, r"config.sweep.grid cell \{'k': 500, 'weight_steps': 2\}: config.analysis.k=500"),
+        ({"sweep.analysis_seeds": ()}, r"config.sweep.analysis_seeds=\(\): expected distinct"),
+        ({"sweep.model_layout": "pmap"}, "config.sweep.model_layout='pmap': expected one of"),
+    ],
+)
+def test_bad_sweep_configs_are_refused_before_work(overrides, message, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        sweep.run_sweep(tiny_sweep_config(**overrides), tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+def test_bootstrap_of_two_values_is_their_range():
+    # Resampling {0, 1} twice: means 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4.
+    low, high = bootstrap_interval(np.array([[0.0], [1.0]]), "model", num_resamples=4000)
+    assert (float(low), float(high)) == (0.0, 1.0)
+    low, high = bootstrap_interval(np.array([[0.0], [1.0]]), "model", confidence=0.4, num_resamples=4000)
+    assert (float(low), float(high)) == (0.5, 0.5)
+
+
+def test_bootstrap_matches_the_normal_theory_interval():
+    sigma, n = 2.0, 900
+    values = np.random.default_rng(0).normal(3.0, sigma, (1, n))
+    low, high = bootstrap_interval(values, "analysis", num_resamples=4000, seed=1)
+    half = 1.96 * values.std() / np.sqrt(n)
+    assert (high - low) / 2 == pytest.approx(half, rel=0.08)
+    assert (low + high) / 2 == pytest.approx(values.mean(), abs=0.1 * half)
+
+
+def test_bootstrap_separates_the_two_variances():
+    # Models differ (0, 10), a model's analysis seeds agree: all variance is between models.
+    values = np.array([[0.0, 0.0, 0.0], [10.0, 10.0, 10.0]])
+    model = bootstrap_interval(values, "model")
+    analysis = bootstrap_interval(values, "analysis")
+    assert float(model[0]) == 0.0 and float(model[1]) == 10.0
+    assert float(analysis[0]) == float(analysis[1]) == 5.0
+    assert bootstrap_interval(values, "model", seed=3)[0] == bootstrap_interval(values, "model", seed=3)[0]
+    with pytest.raises(ValueError, match="over='seeds': expected one of"):
+        bootstrap_interval(values, "seeds")
