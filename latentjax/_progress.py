@@ -47,9 +47,13 @@ class ProgressLog:
         metrics = {k: float(v) for k, v in (metrics or {}).items()}
         shown = " | ".join(f"{k} {v:.4g}" for k, v in metrics.items())
         eta_text = format_seconds(eta) if eta == eta else "?"
+        # Slow work (minutes per cell of a sweep) reads better as time per unit.
+        rate_text = (
+            f"{1.0 / rate:.0f} s per {self.unit.rstrip('s')}" if 0 < rate < 0.1 else f"{rate:.2f} {self.unit}/s"
+        )
         line = (
             f"[{self.name}] {step}/{self.total} ({100.0 * step / max(self.total, 1):.1f}%) | "
-            f"{rate:.2f} {self.unit}/s | ETA {eta_text}" + (f" | {shown}" if shown else "")
+            f"{rate_text} | ETA {eta_text}" + (f" | {shown}" if shown else "")
         )
         print(line, file=self.stream, flush=True)
         if self.metrics_path is not None:

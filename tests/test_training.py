@@ -262,3 +262,25 @@ def test_vmapped_and_unrolled_seed_steps_agree(tiny_config):
         results[layout], _ = chunk(state, images, labels, idx, root_keys, 0)
     for a, b in zip(jax.tree.leaves(results["vmap"]), jax.tree.leaves(results["unroll"])):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_a_gan_run_pairs_with_a_shipped_classifier(stacked_runs, tmp_path):
+    import latentjax as lj
+    from latentjax.experiment import workflows
+
+    config, root, states = stacked_runs
+    with pytest.raises(ValueError, match=r"classifier_pretrained='fashion_mnist' has the classifier .* expected the config's"):
+        workflows.export_from_runs(config, None, root / "gan", tmp_path / "out", classifier_pretrained="fashion_mnist")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="expected exactly one of them"):
+        workflows.models_from_runs(config, root / "classifier", root / "gan", classifier_pretrained="fashion_mnist")
+    shipped = lj.load_pretrained("fashion_mnist")
+    matching = config_lib.apply_overrides(
+        config, {"classifier.width": shipped.spec.classifier_width, "classifier.hidden": shipped.spec.classifier_hidden}
+    )
+    models = workflows.models_from_runs(matching, None, root / "gan", seed=1, classifier_pretrained="fashion_mnist")
+    for a, b in zip(jax.tree.leaves(shipped.classifier_variables), jax.tree.leaves(models.classifier_variables)):
+        np.testing.assert_array_equal(a, b)
+    expected = jax.tree.map(lambda x: x[1], states["gan"]["generator_ema"])
+    for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(models.generator_variables)):
+        np.testing.assert_array_equal(a, b)
