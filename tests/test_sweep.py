@@ -102,7 +102,7 @@ def test_a_killed_sweep_resumes_without_recomputing(finished, tmp_path):
     process.wait()
     assert not (workdir / "table.csv").exists()
     lines = []
-    result = sweep.run_sweep(tiny_sweep_config(), workdir, resume=True, log=lines.append)
+    sweep.run_sweep(tiny_sweep_config(), workdir, resume=True, log=lines.append)
     assert not any(line.strip().startswith("stage latents") for line in lines)  # loaded, not redone
     assert (workdir / "table.csv").read_text() == (reference.workdir / "table.csv").read_text()
 

@@ -390,9 +390,9 @@ def summarize(config, records: list[dict]) -> tuple[list[dict], list[dict], list
         # Variance decomposition of the class-mean IR: between models, and within a model.
         summary["ir_sd_between_models"] = class_mean.mean(axis=1).std() if ir.shape[0] > 1 else float("nan")
         summary["ir_sd_between_analysis_seeds"] = class_mean.std(axis=1).mean() if ir.shape[1] > 1 else float("nan")
-        summary.update({k: np.nanmean(v) for k, v in jac.items()})
+        summary.update({k: v.mean() for k, v in jac.items()})  # NaN with one analysis seed
         for k, v in jac.items():
-            low, high = _class_interval(np.nanmean(v, axis=0), record["index"], boot)
+            low, high = _class_interval(v.mean(axis=0), record["index"], boot)
             summary[f"{k}_low"], summary[f"{k}_high"] = low, high
         summary.update({k: v.mean() for k, v in flips.items()})
         summary["minutes"] = record["group_seconds"] / 60.0

@@ -11,14 +11,8 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from latentjax.experiment.report import _save  # noqa: E402  (one way to write a figure)
 from latentjax.experiment.reproduce import PAPER_TABLE_1  # noqa: E402
-
-
-def _save(fig, path: pathlib.Path) -> None:
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _interval(row: dict, prefix: str) -> str:
