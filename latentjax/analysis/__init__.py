@@ -21,11 +21,14 @@ from latentjax.analysis.sets import (
     chance_level,
     controlling_set,
     intersection_ratio,
+    jaccard,
+    pairwise_jaccard,
     random_k_mask,
     ranked_indices,
     signed_directions,
     top_k_mask,
 )
+from latentjax.analysis.statistics import bootstrap_interval
 from latentjax.analysis.structure import knn_class_accuracy, tsne_embedding
 from latentjax.analysis.weights import WeightResult, optimize_weights, weight_objective
 
@@ -36,6 +39,7 @@ __all__ = [
     "ManipulationResult",
     "WeightResult",
     "as_pytree",
+    "bootstrap_interval",
     "bottom_k_mask",
     "chance_level",
     "compare_sets",
@@ -43,10 +47,12 @@ __all__ = [
     "controlling_set",
     "intersection_ratio",
     "invert_images",
+    "jaccard",
     "knn_class_accuracy",
     "local_mesh",
     "manipulate",
     "optimize_weights",
+    "pairwise_jaccard",
     "process_share",
     "random_k_mask",
     "ranked_indices",
