@@ -196,9 +196,8 @@ def test_weight_snapshots_equal_shorter_runs(codes):
                             snapshot_steps=(0,))
 
 
-@pytest.mark.parametrize("raw_keys", [False, True])
-def test_weights_host_loop_equals_the_device_loop_and_keys_per_set(codes, raw_keys):
-    make = jax.random.PRNGKey if raw_keys else jax.random.key
+def test_weights_host_loop_equals_the_device_loop_and_keys_per_set(codes):
+    make = jax.random.key
     common = dict(steps=13, snapshot_steps=(4, 13))
     device = lj.optimize_weights(planted.generate, planted.classify, codes, make(2), loop="device", **common)
     host = lj.optimize_weights(planted.generate, planted.classify, codes, make(2), loop="host", **common)
@@ -212,6 +211,14 @@ def test_weights_host_loop_equals_the_device_loop_and_keys_per_set(codes, raw_ke
         lj.optimize_weights(planted.generate, planted.classify, codes, keys[:1], steps=2)
     with pytest.raises(ValueError, match=r"loop='gpu': expected 'auto', 'device' or 'host'"):
         lj.optimize_weights(planted.generate, planted.classify, codes, make(2), steps=2, loop="gpu")
+
+
+def test_raw_prng_keys_work_as_one_key_or_one_per_set(codes):
+    keys = jax.vmap(lambda c: jax.random.fold_in(jax.random.PRNGKey(4), c))(jnp.arange(codes.shape[0]))
+    assert keys.shape == (codes.shape[0], 2)  # raw uint32 keys: a batch has two axes
+    per_set = lj.optimize_weights(planted.generate, planted.classify, codes, keys, steps=2)
+    single = lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.PRNGKey(4), steps=2)
+    np.testing.assert_array_equal(per_set.weights, single.weights)
 
 
 def test_weight_objective_counts_the_better_sign():
