@@ -57,6 +57,7 @@ from latentjax.analysis.sets import controlling_set, intersection_ratio, pairwis
 from latentjax.analysis.statistics import bootstrap_interval
 from latentjax.analysis.weights import WeightResult
 from latentjax.experiment import stages
+from latentjax.experiment.reproduce import _to_tree  # one way to turn a stage result into arrays
 from latentjax.models import checkpoints
 from latentjax.models.pretrained import load_pretrained
 from latentjax.models.training import prepare_run_directory
@@ -121,12 +122,6 @@ def _over_models(fn: Callable, models, layout: str, *per_model) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *outputs)
 
 
-def _tree(result) -> Any:
-    if isinstance(result, tuple) and hasattr(result, "_asdict"):
-        return {k: _tree(v) for k, v in result._asdict().items() if v is not None}
-    return np.asarray(result)
-
-
 class _StageCache:
     """Stage results stacked over models, saved once under ``stages/<name>-<hash>``."""
 
@@ -145,7 +140,7 @@ class _StageCache:
         if staging.exists():
             shutil.rmtree(staging)  # a save cut short by an interruption
         start = time.perf_counter()
-        tree = _tree(compute())
+        tree = _to_tree(compute())
         checkpoints.save_final(staging, tree, {"stage": name, "settings": settings})
         os.replace(staging, path)
         self.log(f"  stage {name} {settings}: {time.perf_counter() - start:.1f} s")
@@ -165,7 +160,7 @@ def _groups(config) -> list[list[tuple[int, dict]]]:
     return list(groups.values())
 
 
-def cell_name(index: int, cell: dict) -> str:
+def cell_name(index: int) -> str:
     return f"cell{index:03d}"
 
 
@@ -237,10 +232,10 @@ def run_sweep(
     sw = config.sweep
     # Missing or mismatched models fail here, before the sweep folder exists.
     models = [load_pretrained(m) for m in sw.models]
-    shapes = {(m.spec.latent_dim, m.spec.num_classes) for m in models}
-    if shapes != {(config.latent_dim, config.num_classes)}:
+    model_dims = {(m.spec.latent_dim, m.spec.num_classes) for m in models}
+    if model_dims != {(config.latent_dim, config.num_classes)}:
         raise ValueError(
-            f"config.sweep.models={tuple(sw.models)!r} have (latent_dim, num_classes) {sorted(shapes)}: "
+            f"config.sweep.models={tuple(sw.models)!r} have (latent_dim, num_classes) {sorted(model_dims)}: "
             f"expected all ({config.latent_dim}, {config.num_classes})."
         )
     layout = resolve_layout(sw.model_layout, models)
@@ -259,7 +254,7 @@ def run_sweep(
     progress = ProgressLog("sweep", total, unit="cells", stream=_LogStream(log))
     done = 0
     for group in groups:
-        pending = [(i, c) for i, c in group if not (workdir / "cells" / f"{cell_name(i, c)}.json").exists()]
+        pending = [(i, c) for i, c in group if not (workdir / "cells" / f"{cell_name(i)}.json").exists()]
         if not pending:
             done += len(group)
             progress.start_step = done  # the rate counts only cells computed in this process
@@ -298,11 +293,11 @@ def run_sweep(
                 "latent_draws": np.asarray(latents.draws).tolist(),
                 "group_seconds": time.perf_counter() - start,
             }
-            _atomic_write(workdir / "cells" / f"{cell_name(index, cell)}.json", json.dumps(record))
+            _atomic_write(workdir / "cells" / f"{cell_name(index)}.json", json.dumps(record))
         done += len(group)
         progress.update(done)
     records = [
-        json.loads((workdir / "cells" / f"{cell_name(i, c)}.json").read_text())
+        json.loads((workdir / "cells" / f"{cell_name(i)}.json").read_text())
         for i, c in enumerate(config_lib.sweep_cells(config))
     ]
     table, seed_rows, cells = summarize(config, records)
@@ -359,7 +354,7 @@ def summarize(config, records: list[dict]) -> tuple[list[dict], list[dict], list
     boot = dict(num_resamples=sw.bootstrap_resamples, confidence=sw.confidence)
     table, seed_rows, cells = [], [], []
     for record in records:
-        settings = {"cell": cell_name(record["index"], record["cell"]), **record["cell"]}
+        settings = {"cell": cell_name(record["index"]), **record["cell"]}
         ir = np.asarray(record["ir"], np.float64)  # [M, A, C]
         flips = {f"flip_{m}_{s}": np.asarray(record["flip"][m][s]) for m in METHODS for s in SET_NAMES}
         jac = {f"jaccard_{m}": np.asarray(record["jaccard"][m], np.float64) for m in METHODS}  # [M, C]
