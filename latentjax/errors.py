@@ -15,3 +15,11 @@ class DataUnavailableError(LatentjaxError, RuntimeError):
 
 class RunDirectoryError(LatentjaxError, FileExistsError):
     """A run directory exists (and resuming was not asked for) or does not match the run."""
+
+
+class IntegrityError(LatentjaxError, OSError):
+    """A saved file or checkpoint is incomplete or does not match its checksum."""
+
+
+class CheckpointMismatchError(LatentjaxError, ValueError):
+    """A checkpoint holds other arrays (shapes, structure) than the model it is loaded into."""

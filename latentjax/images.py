@@ -7,6 +7,8 @@ import pathlib
 
 import numpy as np
 
+from latentjax._storage import atomic_path
+
 
 def tile_images(images: np.ndarray, ncols: int) -> np.ndarray:
     """``[n, H, W, C]`` in [-1, 1] to one ``[rows*H, ncols*W, C]`` uint8 mosaic (1 px gaps)."""
@@ -34,7 +36,6 @@ def save_image_grid(
     mosaic = np.kron(mosaic, np.ones((scale, scale, 1), np.uint8)) if scale > 1 else mosaic
     if mosaic.shape[-1] == 1:
         mosaic = np.repeat(mosaic, 3, axis=-1)
-    tmp = path.with_suffix(".tmp.png")
-    matplotlib.image.imsave(tmp, mosaic)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        matplotlib.image.imsave(tmp, mosaic, format="png")
     return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import os
 import pathlib
 
 import matplotlib
@@ -12,6 +11,7 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from latentjax._storage import atomic_path, atomic_write_text  # noqa: E402
 from latentjax.images import tile_images  # noqa: E402
 
 FIGURES = {
@@ -25,10 +25,9 @@ FIGURES = {
 
 
 def _save(fig, path: pathlib.Path) -> None:
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _class_axes(n: int):
@@ -266,6 +265,4 @@ def write_report(workdir, results, apcr, manip, struct) -> None:
     figure_table1(workdir / "table1_intersection_ratio.png", results)
     text = render_markdown(results)
     for name, content in (("report.md", text), ("report.html", render_html(text))):
-        tmp = workdir / (name + ".tmp")
-        tmp.write_text(content)
-        os.replace(tmp, workdir / name)
+        atomic_write_text(workdir / name, content)

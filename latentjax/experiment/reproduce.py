@@ -29,16 +29,18 @@ import numpy as np
 
 import latentjax
 from latentjax import data
+from latentjax._storage import atomic_write_text, set_aside
 from latentjax.analysis.apcr import APCRResult
 from latentjax.analysis.latents import ClassLatents
 from latentjax.analysis.manipulation import ManipulationResult
 from latentjax.analysis.sets import chance_level, controlling_set, intersection_ratio, top_k_mask
 from latentjax.analysis.structure import knn_class_accuracy
 from latentjax.analysis.weights import WeightResult
+from latentjax.errors import IntegrityError
 from latentjax.experiment import stages, workflows
 from latentjax.models import checkpoints
 from latentjax.models.pretrained import load_pretrained
-from latentjax.models.training import prepare_run_directory
+from latentjax.models.training import run_directory
 
 #: The paper's Table 1 (Fashion-MNIST, classes 0..9).
 PAPER_TABLE_1 = (0.7, 0.9, 0.7, 0.8, 0.4, 1.0, 0.7, 0.9, 0.7, 0.7)
@@ -105,16 +107,33 @@ def load_artefact(workdir: str | os.PathLike, stage: str) -> Any:
     return _from_tree(stage, arrays)
 
 
-def _stage(workdir: pathlib.Path, name: str, compute: Callable[[], Any], log) -> Any:
-    path = workdir / "artefacts" / name
+def stored_stage(path: pathlib.Path, name: str, compute: Callable[[], Any], log, metadata=None):
+    """``(arrays, loaded)``: the stage saved at ``path`` if it is intact, else computed and saved.
+
+    A saved stage is used only when its checksums match; a damaged or half-written one is set
+    aside (renamed ``<name>.damaged-<time>``) and computed again, so ``--resume`` gives the numbers
+    of an uninterrupted run. The save itself is atomic (:func:`checkpoints.save_final`).
+    """
     if path.exists():
-        log(f"stage {name}: finished earlier, loaded")
-        return load_artefact(workdir, name)
-    start = time.perf_counter()
-    log(f"stage {name}: running")
+        try:
+            return checkpoints.load_final(path)[0], True
+        except IntegrityError as exc:
+            moved = set_aside(path)
+            log(f"stage {name}: the saved result is unusable ({exc}); set aside as {moved.name}, computing it again")
     tree = _to_tree(compute())
-    checkpoints.save_final(path, tree, {"stage": name})
-    log(f"stage {name}: done in {time.perf_counter() - start:.1f} s")
+    checkpoints.save_final(path, tree, metadata or {"stage": name})
+    return tree, False
+
+
+def _stage(workdir: pathlib.Path, name: str, compute: Callable[[], Any], log) -> Any:
+    start = time.perf_counter()
+    tree, loaded = stored_stage(
+        workdir / "artefacts" / name, name, compute, log, {"stage": name}
+    )
+    if loaded:
+        log(f"stage {name}: finished earlier, loaded")
+    else:
+        log(f"stage {name}: done in {time.perf_counter() - start:.1f} s")
     return _from_tree(name, tree)
 
 
@@ -125,16 +144,27 @@ def reproduce(
     resume: bool = False,
     log: Callable[[str], Any] = print,
 ) -> dict:
-    """Runs the whole reproduction into ``workdir`` and returns the ``results.json`` content."""
-    from latentjax.experiment import report  # figures need matplotlib; imported only when used
+    """Runs the whole reproduction into ``workdir`` and returns the ``results.json`` content.
 
+    Everything that can fail without computing (config, models, data, the folder) is checked
+    before the run directory is touched; the folder is locked while the run lasts.
+    """
     a = config.analysis
     # Missing models or data fail here, before the run directory exists.
+    models = None
     if a.train_models:
         data.load_from_config(config, "train")
     else:
         models = load_pretrained(a.pretrained)
-    workdir = prepare_run_directory(workdir, config, "reproduce", resume)
+    data.load_from_config(config, "test")  # read by the last stage
+    with run_directory(workdir, config, "reproduce", resume) as workdir:
+        return _reproduce(config, workdir, models, log)
+
+
+def _reproduce(config, workdir: pathlib.Path, models, log) -> dict:
+    from latentjax.experiment import report  # figures need matplotlib; imported only when used
+
+    a = config.analysis
     if a.train_models:
         source = str(workflows.train_and_export(config, workdir / "models", log=log))
         models = load_pretrained(source)
@@ -169,9 +199,7 @@ def reproduce(
     struct = stage("structure", structure)
     results = summarize(config, a, source, models.metadata, latents, apcr, weights, manip, struct)
     report.write_report(workdir, results, first[1], manip, struct)
-    tmp = workdir / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, workdir / "results.json")
+    atomic_write_text(workdir / "results.json", json.dumps(results, indent=2))
     log(f"[reproduce] wrote {workdir / 'results.json'} and {workdir / 'report.md'}")
     return results
 

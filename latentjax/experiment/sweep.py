@@ -36,7 +36,6 @@ import io
 import json
 import os
 import pathlib
-import shutil
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -57,10 +56,10 @@ from latentjax.analysis.sets import controlling_set, intersection_ratio, pairwis
 from latentjax.analysis.statistics import bootstrap_interval
 from latentjax.analysis.weights import WeightResult
 from latentjax.experiment import stages
-from latentjax.experiment.reproduce import _to_tree  # one way to turn a stage result into arrays
-from latentjax.models import checkpoints
+from latentjax._storage import atomic_write_text
+from latentjax.experiment.reproduce import stored_stage  # one way to save and reload a stage
 from latentjax.models.pretrained import load_pretrained
-from latentjax.models.training import prepare_run_directory
+from latentjax.models.training import run_directory
 
 #: The settings each shared stage reads; a stage's artefact is keyed by them.
 LATENT_KEYS = ("samples_per_class", "threshold", "sample_batch", "max_draws")
@@ -88,12 +87,6 @@ def default_workdir(config) -> pathlib.Path:
 
 def _digest(record: Any) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _atomic_write(path: pathlib.Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def resolve_layout(layout: str, models) -> str:
@@ -133,17 +126,12 @@ class _StageCache:
 
     def get(self, name: str, kind, settings: dict, compute: Callable[[], Any]) -> Any:
         path = self.root / f"{name}-{_digest({**self.identity, 'stage': name, **settings})}"
-        if path.is_dir():
-            arrays, _ = checkpoints.load_final(path)
-            return kind(**arrays)
-        staging = path.with_name(path.name + ".partial")
-        if staging.exists():
-            shutil.rmtree(staging)  # a save cut short by an interruption
         start = time.perf_counter()
-        tree = _to_tree(compute())
-        checkpoints.save_final(staging, tree, {"stage": name, "settings": settings})
-        os.replace(staging, path)
-        self.log(f"  stage {name} {settings}: {time.perf_counter() - start:.1f} s")
+        tree, loaded = stored_stage(
+            path, name, compute, self.log, {"stage": name, "settings": settings}
+        )
+        if not loaded:
+            self.log(f"  stage {name} {settings}: {time.perf_counter() - start:.1f} s")
         return kind(**tree)
 
 
@@ -224,8 +212,6 @@ def run_sweep(
         result.cells[0]["ir_mean"], result.cells[0]["ir_analysis_low"]  # class-mean IR, interval
         result.table[0]["jaccard_weights"]  # Method B's set stability, cell 0, class 0
     """
-    from latentjax.experiment import sweep_report  # matplotlib only when a sweep runs
-
     if "sweep" not in config:
         raise config_lib.ConfigError("the config has no sweep section: use configs/sweep.py.")
     config_lib.validate_config(config)
@@ -239,7 +225,14 @@ def run_sweep(
             f"expected all ({config.latent_dim}, {config.num_classes})."
         )
     layout = resolve_layout(sw.model_layout, models)
-    workdir = prepare_run_directory(workdir, config, "sweep", resume)
+    with run_directory(workdir, config, "sweep", resume) as workdir:
+        return _run_sweep(config, workdir, models, layout, log)
+
+
+def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> SweepResult:
+    from latentjax.experiment import sweep_report  # matplotlib only when a sweep runs
+
+    sw = config.sweep
     (workdir / "cells").mkdir(exist_ok=True)
     cache = _StageCache(
         workdir, {"models": list(sw.models), "seeds": list(sw.analysis_seeds)}, log
@@ -293,7 +286,7 @@ def run_sweep(
                 "latent_draws": np.asarray(latents.draws).tolist(),
                 "group_seconds": time.perf_counter() - start,
             }
-            _atomic_write(workdir / "cells" / f"{cell_name(index)}.json", json.dumps(record))
+            atomic_write_text(workdir / "cells" / f"{cell_name(index)}.json", json.dumps(record))
         done += len(group)
         progress.update(done)
     records = [
@@ -302,7 +295,7 @@ def run_sweep(
     ]
     table, seed_rows, cells = summarize(config, records)
     for name, rows in (("table", table), ("seeds", seed_rows), ("cells", cells)):
-        _atomic_write(workdir / f"{name}.csv", to_csv(rows))
+        atomic_write_text(workdir / f"{name}.csv", to_csv(rows))
     sweep_report.write_report(workdir, config, cells, table, models)
     log(f"[sweep] wrote {workdir / 'table.csv'} and {workdir / 'report.md'}")
     return SweepResult(table, cells, workdir)

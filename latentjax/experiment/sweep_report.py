@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 
 import matplotlib
@@ -11,6 +10,7 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from latentjax._storage import atomic_write_text  # noqa: E402
 from latentjax.experiment.report import _save  # noqa: E402  (one way to write a figure)
 from latentjax.experiment.reproduce import PAPER_TABLE_1  # noqa: E402
 
@@ -157,9 +157,7 @@ def write_report(workdir: pathlib.Path, config, cells: list[dict], table: list[d
         lines += ["", "## Convergence", ""]
         for name, caption in figures:
             lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
-    tmp = workdir / "report.md.tmp"
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, workdir / "report.md")
+    atomic_write_text(workdir / "report.md", "\n".join(lines) + "\n")
 
 
 __all__ = ["write_report", "figure_convergence", "swept_axes"]

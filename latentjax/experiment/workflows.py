@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from latentjax import data
+from latentjax._storage import committed_directory
 from latentjax.models import training
 from latentjax.models.networks import ModelSpec, make_classify, make_features, make_generate
 from latentjax.models.pretrained import PretrainedModels, export_models, load_pretrained
@@ -128,6 +128,9 @@ def export_from_runs(
 ) -> dict:
     """Evaluates two finished runs and exports their inference variables with the numbers.
 
+    Atomic: ``destination`` appears only when every model in it is written (it is staged as
+    ``<destination>.partial``; a stale one from an interrupted export is discarded).
+
     ``classifier_pretrained`` instead of ``classifier_run``: pair the GAN run with the
     classifier of shipped or exported models. Runs of several ``config.model_seeds`` export each seed's pair to ``destination/seed<s>``
     and return ``{seed: quality}``.
@@ -136,9 +139,13 @@ def export_from_runs(
     if destination.exists():
         raise FileExistsError(f"{destination} exists; refusing to overwrite exported models.")
     seeds = training.run_seeds(config)
-    targets = [(None, destination)] if seeds is None else [
-        (s, destination / f"seed{s}") for s in seeds
-    ]
+    with committed_directory(destination, checksums=False) as staging:
+        qualities = _export_seeds(config, classifier_run, gan_run, staging, seeds, classifier_pretrained)
+    return qualities[None] if seeds is None else qualities
+
+
+def _export_seeds(config, classifier_run, gan_run, staging, seeds, classifier_pretrained) -> dict:
+    targets = [(None, staging)] if seeds is None else [(s, staging / f"seed{s}") for s in seeds]
     qualities = {}
     for seed, folder in targets:
         models = models_from_runs(
@@ -154,7 +161,7 @@ def export_from_runs(
             folder, models.spec, models.generator_variables, models.classifier_variables, metadata
         )
         qualities[seed] = quality
-    return qualities[None] if seeds is None else qualities
+    return qualities
 
 
 def train_and_export(
@@ -168,8 +175,8 @@ def train_and_export(
     Writes ``directory/classifier`` and ``directory/gan`` (training runs) and
     ``directory/exported`` (what :func:`~latentjax.pretrained.load_pretrained` reads), and
     returns the last. Calling it again after an interruption resumes each run from its last
-    checkpoint; a finished export is reused as it is. The export is written beside its final
-    name and renamed when complete, so a half-written export is never taken for a finished one.
+    checkpoint; a finished export is reused as it is (the export is atomic, see
+    :func:`export_from_runs`, so a half-written one is never taken for a finished one).
     """
     directory = pathlib.Path(directory)
     exported = directory / "exported"
@@ -180,12 +187,8 @@ def train_and_export(
     training.train_classifier(config, directory / "classifier", resume=True)
     log(f"models: training the GAN in {directory / 'gan'}")
     training.train_gan(config, directory / "gan", resume=True)
-    staging = directory / "exported.partial"
-    if staging.exists():
-        shutil.rmtree(staging)  # an export cut short by an interruption
     log("models: evaluating and exporting")
-    export_from_runs(config, directory / "classifier", directory / "gan", staging)
-    os.replace(staging, exported)
+    export_from_runs(config, directory / "classifier", directory / "gan", exported)
     return exported
 
 

@@ -2,9 +2,14 @@
 
 A checkpoint directory holds numbered steps; each step holds two items: ``state`` (a pytree of
 arrays) and ``metadata`` (JSON). Training runs save periodically and resume from the newest
-step; exported models are the same layout with one step, so one reader serves both. Orbax writes
-each step to a temporary folder and renames it when complete, so an interrupted save never leaves
-a step that looks finished.
+step; exported models are the same layout with one step, so one reader serves both.
+
+Integrity: Orbax writes each step to a temporary folder and renames it when complete; after that
+every step gets a checksum file (SHA-256 of each of its files, see :mod:`latentjax._storage`),
+and a step counts as saved only once that file exists. Every restore checks it first, so a
+truncated or bit-flipped checkpoint is an :class:`~latentjax.errors.IntegrityError` that names
+the file instead of silently different weights. :func:`save_final` writes its folder under a
+``.partial`` name and renames it when complete.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+from latentjax import _storage
+from latentjax.errors import CheckpointMismatchError, IntegrityError
 
 
 def open_manager(
@@ -54,6 +62,38 @@ def save(
         force=True,
     )
     manager.wait_until_finished()
+    _storage.write_checksums(step_directory(manager, step))
+
+
+#: Adopts a checkpoint step folder written before checksums existed (once its content is trusted).
+write_checksums = _storage.write_checksums
+
+
+def step_directory(manager: ocp.CheckpointManager, step: int) -> pathlib.Path:
+    return pathlib.Path(manager.directory) / str(step)
+
+
+def verify(manager: ocp.CheckpointManager, step: int) -> None:
+    """Raises :class:`IntegrityError` (naming the file) unless ``step`` is complete and intact."""
+    _storage.verify_checksums(step_directory(manager, step))
+
+
+def newest_intact_step(manager: ocp.CheckpointManager, log=print) -> int | None:
+    """The newest step that passes :func:`verify`; damaged newer steps are set aside.
+
+    A damaged step is renamed to ``<step>.damaged-<time>`` (Orbax then no longer sees it), so a
+    resumed run continues from the newest intact checkpoint and, on the same schedule, writes
+    the same step again.
+    """
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            verify(manager, step)
+            return step
+        except IntegrityError as exc:
+            moved = _storage.set_aside(step_directory(manager, step))
+            log(f"checkpoint step {step} is damaged ({exc}); set aside as {moved.name}")
+            manager.reload()
+    return None
 
 
 def latest_step(manager: ocp.CheckpointManager) -> int | None:
@@ -68,13 +108,25 @@ def restore(
     step = manager.latest_step() if step is None else step
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {manager.directory}")
+    verify(manager, step)
     abstract = None if like is None else jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-    restored = manager.restore(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), metadata=ocp.args.JsonRestore()
-        ),
-    )
+    try:
+        restored = manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), metadata=ocp.args.JsonRestore()
+            ),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        if like is None:
+            raise
+        # Orbax's own message suggests partial restores; the user's mistake is the wrong folder.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointMismatchError(
+            f"{str(step_directory(manager, step))!r} holds other arrays than the model the config "
+            f"describes ({first[:200]}); expected a checkpoint of that model: check the folder "
+            "and the config."
+        ) from exc
     return restored["state"], dict(restored["metadata"] or {})
 
 
@@ -93,18 +145,21 @@ def restore_metadata(directory: str | os.PathLike, step: int | None = None) -> d
     step = manager.latest_step() if step is None else step
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {directory}")
+    verify(manager, step)
     restored = manager.restore(step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore()))
     return dict(restored["metadata"] or {})
 
 
 def save_final(directory: str | os.PathLike, state: Any, metadata: dict) -> None:
-    """Writes a one-step checkpoint to a new ``directory``; refuses an existing one."""
-    directory = pathlib.Path(directory)
-    if directory.exists():
-        raise FileExistsError(f"{directory} exists; refusing to overwrite it.")
-    manager = open_manager(directory, max_to_keep=1)
-    save(manager, 0, state, metadata)
-    manager.close()
+    """Writes a one-step checkpoint to a new ``directory``, atomically; refuses an existing one.
+
+    It is written as ``<directory>.partial`` and renamed when complete, so ``directory`` either
+    does not exist or holds a whole, checksummed checkpoint.
+    """
+    with _storage.committed_directory(directory, checksums=False) as staging:
+        manager = open_manager(staging, max_to_keep=1)
+        save(manager, 0, state, metadata)
+        manager.close()
 
 
 def load_final(directory: str | os.PathLike, like: Any = None) -> tuple[Any, dict]:

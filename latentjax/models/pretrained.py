@@ -21,6 +21,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from latentjax._storage import committed_directory
 from latentjax.models import checkpoints
 from latentjax.models.networks import ModelSpec, make_classify, make_features, make_generate
 
@@ -62,13 +63,17 @@ def export_models(
     classifier_variables: Any,
     metadata: dict,
 ) -> pathlib.Path:
-    """Writes the inference variables of both models to a new folder ``destination``."""
+    """Writes the inference variables of both models to a new folder ``destination``.
+
+    Atomic: the folder appears only once both models are written and checksummed.
+    """
     destination = pathlib.Path(destination)
     if destination.exists():
         raise FileExistsError(f"{destination} exists; refusing to overwrite exported models.")
     record = {**metadata, "model_spec": dataclasses.asdict(spec)}
-    checkpoints.save_final(destination / "generator", generator_variables, record)
-    checkpoints.save_final(destination / "classifier", classifier_variables, record)
+    with committed_directory(destination, checksums=False) as staging:
+        checkpoints.save_final(staging / "generator", generator_variables, record)
+        checkpoints.save_final(staging / "classifier", classifier_variables, record)
     return destination
 
 

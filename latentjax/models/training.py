@@ -20,6 +20,7 @@ exactly, and its seed axis is split over the local devices when their number div
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -32,7 +33,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from latentjax import data
+from latentjax import _storage, data
 from latentjax.models import checkpoints
 from latentjax._progress import ProgressLog
 from latentjax.errors import RunDirectoryError
@@ -82,6 +83,27 @@ def _extended(saved: dict, record: dict) -> bool:
     return new > old and patched == record
 
 
+def read_run_record(workdir: str | os.PathLike) -> dict:
+    """A run's ``run.json`` (``{'kind': ..., 'config': ...}``); a clear error if it is not one."""
+    record_path = pathlib.Path(workdir) / "run.json"
+    if not record_path.is_file():
+        raise RunDirectoryError(f"{str(workdir)!r} has no run.json: it is not a latentjax run.")
+    try:
+        record = json.loads(record_path.read_text())
+        if not isinstance(record, dict) or "kind" not in record or "config" not in record:
+            raise ValueError("expected an object with 'kind' and 'config'")
+    except ValueError as exc:
+        raise RunDirectoryError(
+            f"{str(record_path)!r} is not a valid run record ({exc}); it was damaged or edited: "
+            "restore it, or start a new --workdir."
+        ) from None
+    return record
+
+
+def _is_empty(workdir: pathlib.Path) -> bool:
+    return not any(p.name != _storage.LOCK_FILE for p in workdir.iterdir())
+
+
 def prepare_run_directory(
     workdir: str | os.PathLike, config: ml_collections.ConfigDict, kind: str, resume: bool
 ) -> pathlib.Path:
@@ -89,23 +111,21 @@ def prepare_run_directory(
 
     A resumed GAN run may ask for more epochs than it was started with (see
     :data:`EXTENDABLE_KEYS`), and one saved before the keys of :data:`ADDED_KEYS` existed takes
-    them on; its ``run.json`` is then updated to the config it continues with.
+    them on; its ``run.json`` is then updated to the config it continues with. Callers hold the
+    folder's lock (:func:`run_directory`).
     """
     workdir = pathlib.Path(workdir)
     config_dict = config.to_dict()
     for section in NOT_READ_BY_TRAINING.get(kind, ()):
         config_dict.pop(section, None)
     record = json.loads(json.dumps({"kind": kind, "config": config_dict}))
-    record_path = workdir / "run.json"
-    if workdir.exists() and any(workdir.iterdir()):
+    if workdir.exists() and not _is_empty(workdir):
         if not resume:
             raise RunDirectoryError(
                 f"run directory {str(workdir)!r} exists and is not empty; pass --resume to "
                 "continue that run, or choose a new --workdir."
             )
-        if not record_path.is_file():
-            raise RunDirectoryError(f"{str(workdir)!r} has no run.json: it is not a latentjax run.")
-        saved = json.loads(record_path.read_text())
+        saved = read_run_record(workdir)
         for section in NOT_READ_BY_TRAINING.get(kind, ()):
             saved["config"].pop(section, None)
         if saved == record:
@@ -118,10 +138,22 @@ def prepare_run_directory(
             )
     else:
         workdir.mkdir(parents=True, exist_ok=True)
-    tmp = record_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
-    os.replace(tmp, record_path)
+    _storage.atomic_write_text(workdir / "run.json", json.dumps(record, indent=2, sort_keys=True))
     return workdir
+
+
+@contextlib.contextmanager
+def run_directory(
+    workdir: str | os.PathLike, config: ml_collections.ConfigDict, kind: str, resume: bool
+):
+    """:func:`prepare_run_directory` under the folder's exclusive lock, held for the block.
+
+    A second process on the same folder gets a clear error at once instead of two runs writing
+    one folder. The lock is released when the block ends or the process dies.
+    """
+    _storage.check_writable(workdir, "run directory")
+    with _storage.FolderLock(workdir):
+        yield prepare_run_directory(workdir, config, kind, resume)
 
 
 def batch_indices(
@@ -204,10 +236,14 @@ def _run_loop(
     total = steps_per_epoch * epochs
     manager = checkpoints.open_manager(workdir / "checkpoints")
     step = 0
-    if manager.latest_step() is not None:
-        state = (restore_state or _restore_state)(manager, state)
-        step = int(manager.latest_step())
-        print(f"[{name}] resuming {workdir} from step {step}", flush=True)
+    say = lambda msg: print(f"[{name}] {msg}", flush=True)  # noqa: E731
+    resumed = checkpoints.newest_intact_step(manager, log=say)
+    if resumed is not None:
+        state = (restore_state or _restore_state)(manager, state, resumed)
+        step = int(resumed)
+        say(f"resuming {workdir} from step {step}")
+    # Rows logged after the checkpoint we resume from are logged again (same numbers) below.
+    _truncate_metrics(workdir / "metrics.jsonl", step)
     if seeds is not None:
         state = _spread_over_devices(state)
         name = f"{name} x{len(seeds)} seeds"
@@ -241,8 +277,24 @@ def _run_loop(
     return state
 
 
-def _restore_state(manager, like: State) -> State:
-    return checkpoints.restore(manager, like)[0]
+def _restore_state(manager, like: State, step: int | None = None) -> State:
+    return checkpoints.restore(manager, like, step)[0]
+
+
+def _truncate_metrics(path: pathlib.Path, step: int) -> None:
+    """Keeps the metrics rows up to ``step`` (those a resumed run does not compute again)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            pass  # a row cut short by the interruption
+    if len(kept) != len(lines):
+        _storage.atomic_write_text(path, "".join(kept))
 
 
 def optimizer_update(optimizer: optax.GradientTransformation, grads, opt_state, params):
@@ -401,11 +453,12 @@ def train_classifier(
     With ``config.model_seeds`` it trains one classifier per seed as one jitted program and
     returns their stacked state.
     """
-    workdir = prepare_run_directory(workdir, config, "classifier", resume)
-    return _train(
-        "classifier", config, workdir, init_classifier_state, make_classifier_step,
-        config.classifier_training, stop_after_steps=stop_after_steps,
-    )
+    _training_data(config)  # missing data fails here, before the run directory is touched
+    with run_directory(workdir, config, "classifier", resume) as workdir:
+        return _train(
+            "classifier", config, workdir, init_classifier_state, make_classifier_step,
+            config.classifier_training, stop_after_steps=stop_after_steps,
+        )
 
 
 def _train(
@@ -570,9 +623,14 @@ def train_gan(
     With ``config.model_seeds`` it trains one GAN per seed as one jitted program (stacked
     state, one checkpoint, a sample grid per seed) and returns the stacked state.
     """
-    # Checked before run.json is touched, so a refused resume leaves the run as it was.
+    # Checked before run.json is touched, so a refused run leaves the folder as it was.
+    _training_data(config)
     predates_average = resume and _saved_without_average(config, workdir)
-    workdir = prepare_run_directory(workdir, config, "gan", resume)
+    with run_directory(workdir, config, "gan", resume) as workdir:
+        return _train_gan(config, workdir, predates_average, stop_after_steps)
+
+
+def _train_gan(config, workdir: pathlib.Path, predates_average: bool, stop_after_steps) -> State:
     seeds = run_seeds(config)
     generator = ModelSpec.from_config(config).generator()
     grid_z = sample_grid_latents(config)
@@ -623,9 +681,9 @@ def _saved_without_average(config, workdir: str | os.PathLike) -> bool:
     return True
 
 
-def _restore_predating_average(manager, like: State) -> State:
+def _restore_predating_average(manager, like: State, step: int | None = None) -> State:
     without = {key: value for key, value in like.items() if key != "generator_ema"}
-    state = checkpoints.restore(manager, without)[0]
+    state = checkpoints.restore(manager, without, step)[0]
     return {**state, "generator_ema": jax.tree.map(jnp.copy, state["generator"])}
 
 
@@ -635,6 +693,11 @@ def load_run_state(config, workdir: str | os.PathLike, kind: str) -> State:
     A run of several ``config.model_seeds`` gives the stacked state (leading seed axis).
     """
     init = {"classifier": init_classifier_state, "gan": init_gan_state}[kind]
+    found = read_run_record(workdir)["kind"]
+    if found != kind:
+        raise RunDirectoryError(
+            f"{str(workdir)!r} is a {found!r} training run: expected a {kind!r} run here."
+        )
     like = init_states(init, config)
     manager = checkpoints.open_manager(pathlib.Path(workdir) / "checkpoints", read_only=True)
     try:
