@@ -19,6 +19,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Find and use the latent dimensions of a GAN that control each concept.",
         epilog="Override any config value with --config.KEY=VALUE, e.g. --config.seed=3.",
     )
+    parser.add_argument(
+        "--debug", action="store_true",
+        help="show the full traceback of an error (anywhere on the line)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p):
@@ -104,6 +108,9 @@ def _print_quality(quality: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # --debug may stand anywhere on the line, before or after the subcommand.
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
     rest, overrides = _split_overrides(argv)
     args = _parser().parse_args(rest)
     from latentjax.analysis.parallel import use_host_cores
@@ -164,10 +171,30 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 _print_quality(quality)
             print(f"exported to {args.destination}")
-    except (LatentjaxError, FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"latentjax: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("latentjax: interrupted; finished stages are saved: continue with --resume.", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"latentjax: error: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, (LatentjaxError, FileExistsError, FileNotFoundError, ValueError)) else 1
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of an error on one line; unexpected errors say how to see more."""
+    if isinstance(exc, LatentjaxError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename:
+        what = exc.strerror or type(exc).__name__
+        return f"{what}: {exc.filename!r} (rerun with --debug for the traceback)"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) > 300:
+        text = text[:300] + "..."
+    if isinstance(exc, (FileExistsError, FileNotFoundError, ValueError)):
+        return text
+    return f"{type(exc).__name__}: {text} (rerun with --debug for the traceback)"
 
 
 if __name__ == "__main__":

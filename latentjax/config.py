@@ -9,6 +9,7 @@ any work starts.
 from __future__ import annotations
 
 import ast
+import math
 import importlib.util
 import pathlib
 import sys
@@ -60,8 +61,24 @@ def _get(config: ml_collections.ConfigDict, dotted: str):
     return node
 
 
+def _numbers(node, prefix: str = "config"):
+    """Every number in a config, with its dotted key (tuples give ``key[i]``)."""
+    items = node.items() if isinstance(node, (ml_collections.ConfigDict, dict)) else None
+    if items is not None:
+        for key, value in items:
+            yield from _numbers(value, f"{prefix}.{key}")
+    elif isinstance(node, (tuple, list)):
+        for i, value in enumerate(node):
+            yield from _numbers(value, f"{prefix}[{i}]")
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        yield prefix, node
+
+
 def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """Raises :class:`ConfigError` naming the first key whose value is impossible."""
+    for key, value in _numbers(config):
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}={value!r}: expected a finite number.")
     for key in _POSITIVE_INTS:
         value = _get(config, key)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -126,6 +143,16 @@ def _validate_analysis(config: ml_collections.ConfigDict) -> None:
     if a.k > config.latent_dim:
         raise ConfigError(
             f"config.analysis.k={a.k!r}: expected at most config.latent_dim={config.latent_dim}."
+        )
+    if isinstance(a.chunk_size, bool) or not isinstance(a.chunk_size, int) or a.chunk_size < 0:
+        raise ConfigError(
+            f"config.analysis.chunk_size={a.chunk_size!r}: expected a non-negative integer "
+            "(0 = the backend's default)."
+        )
+    if not -1 <= a.weight_init <= 1 or (a.parametrization == "tanh" and abs(a.weight_init) == 1):
+        raise ConfigError(
+            f"config.analysis.weight_init={a.weight_init!r}: expected a number in [-1, 1] "
+            "(Method B's weights live there; in (-1, 1) with parametrization='tanh')."
         )
     if a.xi_min > a.xi_max:
         raise ConfigError(
@@ -247,11 +274,26 @@ def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
     sys.path.insert(0, str(path.resolve().parent))
     try:
         spec.loader.exec_module(module)
+        if not hasattr(module, "get_config"):
+            raise ConfigError(f"config file {str(path)!r} defines no get_config() function.")
+        config = module.get_config()
+    except SyntaxError as exc:
+        raise ConfigError(
+            f"config file {str(path)!r}: syntax error at line {exc.lineno}: {exc.msg}."
+        ) from None
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"config file {str(path)!r} failed to load: {type(exc).__name__}: {exc}."
+        ) from exc
     finally:
         sys.path.pop(0)
-    if not hasattr(module, "get_config"):
-        raise ConfigError(f"config file {str(path)!r} defines no get_config() function.")
-    config = module.get_config()
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(
+            f"config file {str(path)!r}: get_config() returned {type(config).__name__}: "
+            "expected an ml_collections.ConfigDict."
+        )
     config.lock()
     return validate_config(config)
 

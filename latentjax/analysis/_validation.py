@@ -19,7 +19,21 @@ def is_concrete(x) -> bool:
 
 
 def check_codes(codes, name: str = "codes", ndim: int | None = None, latent_dim: int | None = None):
-    """Shape and finiteness of latent codes (``[..., N]``)."""
+    """Type, shape and finiteness of latent codes (``[..., N]``): a float array, nothing else.
+
+    Integer codes would be truncated by the models' float math, and a Python list would fail
+    deep inside; both are refused here with the fix.
+    """
+    if not isinstance(codes, (jax.Array, np.ndarray)):
+        raise ValueError(
+            f"{name} is a {type(codes).__name__}: expected a float array (jax.numpy or NumPy), "
+            f"e.g. jnp.asarray({name}, jnp.float32)."
+        )
+    if not jnp.issubdtype(codes.dtype, jnp.floating):
+        raise ValueError(
+            f"{name} has dtype {codes.dtype}: expected floating point latent codes, e.g. "
+            f"{name}.astype(jnp.float32)."
+        )
     shape = jnp.shape(codes)
     if ndim is not None and len(shape) != ndim:
         raise ValueError(f"{name} has shape {shape}: expected {ndim} dimensions.")
@@ -105,6 +119,57 @@ def check_probabilities(probs, source: str = "classify", atol: float = 1e-3):
                 f"{sums.min():.4g}..{sums.max():.4g}; expected softmax outputs (non-negative, "
                 "summing to 1). Wrap logits with jax.nn.softmax."
             )
+
+
+#: How far from a probability vector a row of ``classify`` may be (float32 softmax rounding).
+PROBABILITY_ATOL = 1e-3
+
+
+def invalid_probability_rows(probs: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+    """How many rows of ``probs[..., C]`` are not probability vectors (jittable, cheap).
+
+    A row is invalid when it holds NaN or inf, an entry below ``-PROBABILITY_ATOL``, or sums to
+    1 only up to more than ``PROBABILITY_ATOL``. The analysis counts these inside its jitted
+    loops on every batch it evaluates and raises once afterwards (:func:`raise_for_invalid_rows`).
+
+    >>> import jax.numpy as jnp
+    >>> int(invalid_probability_rows(jnp.array([[0.5, 0.5], [2.0, -1.0], [jnp.nan, 1.0]])))
+    2
+    """
+    ok = (
+        jnp.all(jnp.isfinite(probs), axis=-1)
+        & (jnp.min(probs, axis=-1) >= -PROBABILITY_ATOL)
+        & (jnp.abs(jnp.sum(probs, axis=-1) - 1.0) <= PROBABILITY_ATOL)
+    )
+    bad = ~ok if valid is None else ~ok & valid
+    return jnp.sum(bad.astype(jnp.int32))
+
+
+def raise_for_invalid_rows(count, where: str) -> None:
+    """Raises when the counted rows of :func:`invalid_probability_rows` are not zero.
+
+    Under a caller's ``jit`` or ``vmap`` the count is a tracer and cannot be checked.
+    """
+    if not is_concrete(count):
+        return
+    n = int(jnp.sum(count))
+    if n:
+        raise ValueError(
+            f"classify returned {n} rows that are not probabilities (NaN or inf, negative, or "
+            f"not summing to 1 within {PROBABILITY_ATOL}) {where}; expected softmax outputs: "
+            "wrap logits with jax.nn.softmax, and check the generator for NaN."
+        )
+
+
+@jax.jit
+def _invalid_rows_jit(probs):
+    return invalid_probability_rows(probs)
+
+
+def check_probability_array(probs, where: str) -> None:
+    """:func:`raise_for_invalid_rows` for an array of probabilities already computed."""
+    if is_concrete(probs):
+        raise_for_invalid_rows(_invalid_rows_jit(probs), where)
 
 
 @jax.jit

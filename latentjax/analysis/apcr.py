@@ -71,6 +71,7 @@ def _apcr_core(
         return classify(generate(z))
 
     base = map_in_chunks(probs_of, codes.reshape(-1, latent_dim), chunk_size)
+    invalid = _validation.invalid_probability_rows(base)
     base = base.reshape(num_sets, num_samples, -1)
     s0 = jnp.take_along_axis(base, classes[:, None, None], axis=-1)[..., 0]  # [C, S]
 
@@ -95,11 +96,14 @@ def _apcr_core(
         return (
             apcr_bins.at[c * latent_dim + i].add(weight * change),
             curve_bins.at[(c * latent_dim + i) * num_offsets + k].add(weight * score),
+            _validation.invalid_probability_rows(probs, valid),
         )
 
     operands = (generate, classify, codes, classes, s0, delta, eps.astype(codes.dtype))
     num_rows = num_sets * latent_dim * num_offsets * num_samples
-    change_sum, score_sum = sum_over_rows(chunk_sums, operands, num_rows, chunk_size, mesh)
+    change_sum, score_sum, invalid_shifted = sum_over_rows(
+        chunk_sums, operands, num_rows, chunk_size, mesh
+    )
     apcr = change_sum.reshape(num_sets, latent_dim) / (num_offsets * num_samples)  # [C, N]
     mean_scores = score_sum.reshape(num_sets, latent_dim, num_offsets) / num_samples
     mean_s0 = jnp.broadcast_to(jnp.mean(s0, axis=-1)[:, None, None], (num_sets, latent_dim, 1))
@@ -108,7 +112,8 @@ def _apcr_core(
         jnp.mean(mean_scores[..., m:], axis=-1) - jnp.mean(mean_scores[..., :m], axis=-1)
     )
     offsets = jnp.arange(-m, m + 1).astype(codes.dtype) * delta
-    return APCRResult(apcr.T, jnp.transpose(curves, (1, 2, 0)), directions.T, offsets)
+    result = APCRResult(apcr.T, jnp.transpose(curves, (1, 2, 0)), directions.T, offsets)
+    return result, invalid + invalid_shifted
 
 
 def compute_apcr(
@@ -187,6 +192,8 @@ def compute_apcr(
         chunk_size=int(chunk_size or default_chunk_size()),
         mesh=mesh,
     )
+    result, invalid = result
+    _validation.raise_for_invalid_rows(invalid, "while computing APCR")
     if mesh is not None and not is_traced(result):
         # The [N, C] results are small: hand them back on one device, where the caller's other
         # arrays (and models restored from a checkpoint) live, not replicated over the mesh.

@@ -82,6 +82,8 @@ def sample_class_latents(
         samples_per_class=samples_per_class,
         batch_size=batch_size,
     )
+    result, invalid = result
+    _validation.raise_for_invalid_rows(invalid, "while sampling the latent sets")
     if not _validation.is_concrete(result.counts):
         return result  # inside the caller's jit or vmap: counts says how many are real
     counts = result.counts.tolist()
@@ -111,13 +113,14 @@ def _sample_core(
     counts0 = jnp.zeros((num_classes,), jnp.int32)
 
     def not_done(carry):
-        _, counts, rounds = carry
+        _, counts, rounds, _ = carry
         return jnp.logical_and(jnp.any(counts < samples_per_class), rounds < max_rounds)
 
     def draw(carry):
-        codes, counts, rounds = carry
+        codes, counts, rounds, invalid = carry
         z = jax.random.normal(jax.random.fold_in(key, rounds), (batch_size, latent_dim))
         probs = classify(generate(z))
+        invalid = invalid + _validation.invalid_probability_rows(probs)
         label = jnp.argmax(probs, axis=-1)
         keep = jnp.max(probs, axis=-1) >= threshold
         one_hot = jax.nn.one_hot(label, num_classes, dtype=jnp.int32) * keep[:, None].astype(jnp.int32)
@@ -127,10 +130,12 @@ def _sample_core(
         slot = jnp.where(jnp.logical_and(keep, slot < samples_per_class), slot, samples_per_class)
         codes = codes.at[label, slot].set(z, mode="drop")
         counts = jnp.minimum(counts + jnp.sum(one_hot, axis=0), samples_per_class)
-        return codes, counts, rounds + 1
+        return codes, counts, rounds + 1, invalid
 
-    codes, counts, rounds = jax.lax.while_loop(not_done, draw, (codes0, counts0, jnp.int32(0)))
-    return ClassLatents(codes, counts, rounds * batch_size)
+    codes, counts, rounds, invalid = jax.lax.while_loop(
+        not_done, draw, (codes0, counts0, jnp.int32(0), jnp.int32(0))
+    )
+    return ClassLatents(codes, counts, rounds * batch_size), invalid
 
 
 _sample_jit = jax.jit(

@@ -93,7 +93,7 @@ def manipulate(
     num_classes = _validation.probe_models(generate, classify, codes)
     _validation.check_class_index(class_index, num_classes)
     alphas = jnp.asarray(alphas, codes.dtype)
-    return _manipulate_jit(
+    result = _manipulate_jit(
         generate,
         classify,
         jnp.asarray(codes),
@@ -104,6 +104,8 @@ def manipulate(
         num_images=int(min(num_images, codes.shape[0])),
         chunk_size=int(chunk_size or default_chunk_size()),
     )
+    _validation.check_probability_array(result.probabilities, "while manipulating")
+    return result
 
 
 def _manipulate_core(
@@ -197,6 +199,7 @@ def compare_sets(
             num_images=int(min(num_images, codes.shape[1])),
             chunk_size=int(chunk_size or default_chunk_size()),
         )
+        _validation.check_probability_array(results[name].probabilities, f"while moving codes along the {name}-K sets")
     return results
 
 

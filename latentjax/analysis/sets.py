@@ -70,19 +70,42 @@ def controlling_set(
     return top_k_mask(jnp.abs(weights), k)
 
 
-def intersection_ratio(high_set: jax.Array, control_set: jax.Array, k: int) -> jax.Array:
-    """``IR_j = |H_j ∩ C_j| / k`` per class, from two ``[C, N]`` masks.
+def intersection_ratio(
+    high_set: jax.Array, control_set: jax.Array, k: int, *, exact_control_size: bool = True
+) -> jax.Array:
+    """``IR_j = |H_j ∩ C_j| / k`` per class, from two ``[C, N]`` boolean masks.
+
+    ``H_j`` must hold exactly ``k`` dimensions, and so must ``C_j`` unless
+    ``exact_control_size=False`` (a controlling set chosen by an absolute threshold).
 
     >>> h = jnp.array([[True, True, False, False]])
     >>> c = jnp.array([[False, True, True, False]])
     >>> intersection_ratio(h, c, 2).tolist()
     [0.5]
     """
-    if high_set.shape != control_set.shape:
+    if jnp.shape(high_set) != jnp.shape(control_set):
         raise ValueError(
-            f"the sets have shapes {high_set.shape} and {control_set.shape}: expected the same [C, N]."
+            f"the sets have shapes {jnp.shape(high_set)} and {jnp.shape(control_set)}: expected the same [C, N]."
         )
-    _validation.check_k(k, high_set.shape[-1])
+    _validation.check_k(k, jnp.shape(high_set)[-1])
+    for name, mask in (("high_set", high_set), ("control_set", control_set)):
+        if jnp.result_type(mask) != jnp.bool_:
+            raise ValueError(f"{name} has dtype {jnp.result_type(mask)}: expected a boolean mask [C, N].")
+    if _validation.is_concrete(high_set):
+        sizes = np.asarray(high_set).sum(-1)
+        if np.any(sizes != k):
+            row = int(np.flatnonzero(sizes != k)[0])
+            raise ValueError(
+                f"high_set row {row} has {int(sizes[row])} dimensions: expected k={k} (a top-k set)."
+            )
+    if exact_control_size and _validation.is_concrete(control_set):
+        sizes = np.asarray(control_set).sum(-1)
+        if np.any(sizes != k):
+            row = int(np.flatnonzero(sizes != k)[0])
+            raise ValueError(
+                f"control_set row {row} has {int(sizes[row])} dimensions: expected k={k} (pass "
+                "exact_control_size=False for sets chosen by an absolute threshold)."
+            )
     both = jnp.sum(jnp.logical_and(high_set, control_set), axis=-1)
     return both.astype(jnp.float32) / k
 

@@ -84,7 +84,10 @@ def _advance_one_class(
     generate, classify, codes, target, key, lam, xi_min, xi_max, learning_rate, carry,
     first_step, *, num_steps, batch_size, optimizer, parametrization, unrolled, keep_path,
 ):
-    """Steps ``first_step .. first_step + num_steps - 1`` from ``carry``: ``(carry, losses, path)``.
+    """Steps ``first_step .. first_step + num_steps - 1`` from ``carry``.
+
+    Returns ``(carry, losses, path, invalid)``; ``invalid`` counts the rows of ``classify`` that
+    were not probabilities (:func:`~latentjax.analysis._validation.invalid_probability_rows`).
 
     ``unrolled``: straight-line code instead of ``lax.scan`` (see ``loop`` of optimize_weights).
     """
@@ -98,7 +101,8 @@ def _advance_one_class(
         idx = jax.random.randint(pick_key, (batch_size,), 0, codes.shape[0])
         batch = codes[idx]
         xi = jax.random.uniform(xi_key, (batch_size,), codes.dtype, xi_min, xi_max)
-        base = jax.lax.stop_gradient(classify(generate(batch))[:, target])
+        base_probs = jax.lax.stop_gradient(classify(generate(batch)))
+        base = base_probs[:, target]
         loss, grad = jax.value_and_grad(
             lambda v: weight_objective(to_w(v), generate, classify, batch, xi, target, base, lam)
         )(v)
@@ -107,19 +111,20 @@ def _advance_one_class(
         v = optax.apply_updates(v, updates)
         if parametrization == "box":
             v = optax.projections.projection_box(v, -1.0, 1.0)
-        return (v, opt_state), (loss, to_w(v) if keep_path else None)
+        invalid = _validation.invalid_probability_rows(base_probs)
+        return (v, opt_state), (loss, to_w(v) if keep_path else None, invalid)
 
     indices = first_step + jnp.arange(num_steps)
     if not unrolled:
-        carry, (losses, path) = jax.lax.scan(step, carry, indices)
-        return carry, losses, path
+        carry, (losses, path, invalid) = jax.lax.scan(step, carry, indices)
+        return carry, losses, path, jnp.sum(invalid)
     outputs = []
     for i in range(num_steps):
         carry, out = step(carry, indices[i])
         outputs.append(out)
-    losses = jnp.stack([loss for loss, _ in outputs])
-    path = jnp.stack([w for _, w in outputs]) if keep_path else None
-    return carry, losses, path
+    losses = jnp.stack([loss for loss, _, _ in outputs])
+    path = jnp.stack([w for _, w, _ in outputs]) if keep_path else None
+    return carry, losses, path, sum(n for _, _, n in outputs)
 
 
 def optimize_weights(
@@ -220,7 +225,7 @@ def optimize_weights(
     host = loop == "host" or (loop == "auto" and not traced and jax.default_backend() == "cpu")
     if host and traced:
         raise ValueError("loop='host' drives the steps from Python: expected concrete inputs, not traced ones.")
-    return (_optimize_host if host else _optimize_jit)(
+    result, invalid = (_optimize_host if host else _optimize_jit)(
         generate,
         classify,
         codes,
@@ -237,6 +242,8 @@ def optimize_weights(
         parametrization=parametrization,
         snapshot_steps=snapshot_steps,
     )
+    _validation.raise_for_invalid_rows(invalid, "while optimising Method B's weights")
+    return result
 
 
 def _is_key_batch(key) -> bool:
@@ -274,14 +281,14 @@ def _optimize_all(generate, classify, codes, classes, key, lam, xi_min, xi_max, 
     keys = _row_keys(key, codes.shape[0])
     options = dict(optimizer=optimizer, parametrization=parametrization)
     carry = _init_all(codes, init, learning_rate, **options)
-    carry, losses, path = _advance_all(
+    carry, losses, path, invalid = _advance_all(
         generate, classify, codes, classes, keys, lam, xi_min, xi_max, learning_rate, carry,
         jnp.int32(0), num_steps=steps, batch_size=batch_size, unrolled=False,
         keep_path=bool(snapshot_steps), **options,
     )
     to_w, _ = _parts(learning_rate, optimizer, parametrization)
     snapshots = path[:, jnp.asarray(snapshot_steps) - 1] if snapshot_steps else None
-    return WeightResult(to_w(carry[0]), losses, snapshots)
+    return WeightResult(to_w(carry[0]), losses, snapshots), jnp.sum(invalid)
 
 
 # Only the loop's length, batch size, parametrisation and a user-supplied optimiser are part of
@@ -307,17 +314,19 @@ def _optimize_host(generate, classify, codes, classes, key, lam, xi_min, xi_max,
     keys = _row_keys(key, codes.shape[0])
     options = dict(optimizer=optimizer, parametrization=parametrization)
     carry = _init_jit(codes, init, learning_rate, **options)
-    losses, paths = [], []
+    losses, paths, invalid = [], [], jnp.int32(0)
     for first in range(0, steps, HOST_BLOCK_STEPS):
-        carry, block_losses, path = _advance_jit(
+        carry, block_losses, path, block_invalid = _advance_jit(
             generate, classify, codes, classes, keys, lam, xi_min, xi_max, learning_rate, carry,
             jnp.int32(first), num_steps=min(HOST_BLOCK_STEPS, steps - first),
             batch_size=batch_size, unrolled=True, keep_path=bool(snapshot_steps), **options,
         )
         losses.append(block_losses)
         paths.append(path)
+        invalid = invalid + jnp.sum(block_invalid)
     to_w, _ = _parts(learning_rate, optimizer, parametrization)
     snapshots = None
     if snapshot_steps:
         snapshots = jnp.concatenate(paths, axis=1)[:, jnp.asarray(snapshot_steps) - 1]
-    return WeightResult(to_w(carry[0]), jnp.concatenate(losses, axis=1), snapshots)
+    result = WeightResult(to_w(carry[0]), jnp.concatenate(losses, axis=1), snapshots)
+    return result, invalid

@@ -145,9 +145,37 @@ def prepare_dataset(
             f"and point latentjax at it: set {DATA_DIR_ENV} to the folder that holds "
             f"'{spec.local_folder}/', or pass local_dir= (config.local_data_dir)."
         )
+    _check_cache_writable(name, builder.data_dir)
     download_config = tfds.download.DownloadConfig(manual_dir=str(local) if local else None)
-    builder.download_and_prepare(download_config=download_config)
+    try:
+        builder.download_and_prepare(download_config=download_config)
+    except PermissionError as exc:
+        raise DataUnavailableError(
+            f"dataset {name!r}: TFDS cannot write its prepared copy ({exc}); set "
+            "config.tfds_data_dir (--config.tfds_data_dir=FOLDER) to a writable folder."
+        ) from None
+    except Exception as exc:
+        if type(exc).__name__ != "NonMatchingChecksumError":
+            raise
+        raise DataUnavailableError(
+            f"dataset {name!r}: the files in {str(local) if local else 'the download'!r} do not "
+            "match the checksums TFDS registers for the official release (damaged or a "
+            f"different version): replace them with the official files {list(spec.local_files)}."
+        ) from None
     return builder
+
+
+def _check_cache_writable(name: str, data_dir: str) -> None:
+    folder = pathlib.Path(data_dir)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise DataUnavailableError(
+            f"dataset {name!r}: TFDS keeps its prepared copy in {str(folder)!r}, but "
+            f"{str(existing)!r} is not a writable folder; set config.tfds_data_dir "
+            "(--config.tfds_data_dir=FOLDER) to a writable folder."
+        )
 
 
 @functools.lru_cache(maxsize=8)

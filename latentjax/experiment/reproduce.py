@@ -221,7 +221,10 @@ def summarize(
     """Every number of the run, JSON-ready (what ``results.json`` holds)."""
     n_classes, latent_dim = config.num_classes, config.latent_dim
     high, control = analysis_sets(a, apcr, weights)
-    ir_matrix = np.asarray(jax.vmap(lambda h, c: intersection_ratio(h, c, a.k))(high, control))
+    exact = a.control_threshold < 0  # an absolute threshold may choose more or fewer than K
+    ir_matrix = np.asarray(jax.vmap(
+        lambda h, c: intersection_ratio(h, c, a.k, exact_control_size=exact)
+    )(high, control))
     struct_labels = np.asarray(struct.labels)
     prior_labels = np.repeat(np.arange(n_classes), a.samples_per_class)
     alphas = stages.alpha_grid(a)

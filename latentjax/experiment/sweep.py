@@ -168,7 +168,9 @@ def evaluate_cell(models, a, latents: ClassLatents, apcr: APCRResult, weights: j
         w = jnp.asarray(weights[index])  # [A, C, N]
         high = jax.vmap(lambda s: top_k_mask(s, a.k))(scores)
         control = jax.vmap(lambda x: controlling_set(x, k=a.k, threshold=threshold))(w)
-        ir.append(np.asarray(jax.vmap(lambda h, c: intersection_ratio(h, c, a.k))(high, control)))
+        ir.append(np.asarray(jax.vmap(
+            lambda h, c: intersection_ratio(h, c, a.k, exact_control_size=threshold is None)
+        )(high, control)))
         jaccard["apcr"].append(np.asarray(pairwise_jaccard(high)))
         jaccard["weights"].append(np.asarray(pairwise_jaccard(control)))
         codes = jnp.asarray(latents.codes[index])[:, :, : a.manipulation_samples]
