@@ -299,6 +299,8 @@ def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
 
 
 def _parse_value(text: str):
+    if text.strip().lower() in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity"):
+        return float(text)  # a number, refused by validate_config as not finite
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):

@@ -346,12 +346,48 @@ def _apcr(codes, **kw):
         (lambda c: lj.manipulate(planted.generate, planted.classify, c[0], jnp.ones(15), 0), "direction has shape (15,): expected (16,)"),
         (lambda c: lj.manipulate(planted.generate, planted.classify, c[0], jnp.ones(16), 9), "class index 9 is out of range"),
         (lambda c: lj.intersection_ratio(jnp.ones((4, 16), bool), jnp.ones((3, 16), bool), 2), "the sets have shapes (4, 16) and (3, 16)"),
+        (lambda c: lj.intersection_ratio(lj.top_k_mask(c[:, 0], 1), lj.top_k_mask(c[:, 1], 2), 2), "high_set row 0 has 1 dimensions: expected k=2"),
+        (lambda c: lj.intersection_ratio(lj.top_k_mask(c[:, 0], 2), lj.top_k_mask(c[:, 1], 3), 2), "control_set row 0 has 3 dimensions: expected k=2"),
+        (lambda c: lj.intersection_ratio(lj.top_k_mask(c[:, 0], 2).astype(jnp.int32), lj.top_k_mask(c[:, 1], 2), 2), "high_set has dtype int32: expected a boolean mask"),
+        (lambda c: _apcr(c.astype(jnp.int32)), "codes has dtype int32: expected floating point latent codes"),
+        (lambda c: _apcr(np.asarray(c).tolist()), "codes is a list: expected a float array"),
+        (lambda c: lj.manipulate(planted.generate, planted.classify, c[0].astype(jnp.int32), jnp.ones(16), 0), "codes has dtype int32"),
     ],
 )
 def test_bad_input_fails_before_compute_with_a_clear_message(codes, call, message):
     with pytest.raises(ValueError) as info:
         call(codes)
     assert message in str(info.value)
+
+
+def test_absolute_threshold_sets_need_not_have_k_members():
+    high = jnp.array([[True, True, False, False]])
+    wide = jnp.array([[True, True, True, False]])
+    assert lj.intersection_ratio(high, wide, 2, exact_control_size=False).tolist() == [1.0]
+
+
+def _broken_far_out(x):
+    """The planted classifier, except that rows far along class 0's pixel are not normalised."""
+    probs = planted.classify(x)
+    return jnp.where((x[:, :1] > 2.5), 2.0 * probs, probs)
+
+
+def test_outputs_that_are_not_probabilities_are_caught_on_any_batch(codes):
+    # The first two codes (what the up-front probe sees) are fine; later rows are not.
+    codes = codes.at[:, :2].set(0.0)
+    where = "rows that are not probabilities"
+    with pytest.raises(ValueError, match=where + r".*while computing APCR"):
+        lj.compute_apcr(planted.generate, _broken_far_out, codes)
+    with pytest.raises(ValueError, match=where + r".*while sampling the latent sets"):
+        lj.sample_class_latents(
+            planted.generate, _broken_far_out, jax.random.key(0), latent_dim=planted.LATENT_DIM,
+            num_classes=planted.NUM_CLASSES, samples_per_class=4, batch_size=256,
+        )
+    with pytest.raises(ValueError, match=where + r".*while optimising Method B"):
+        lj.optimize_weights(planted.generate, _broken_far_out, 3.0 * codes, jax.random.key(0), steps=3)
+    scores = jnp.ones((planted.NUM_CLASSES, planted.LATENT_DIM))
+    with pytest.raises(ValueError, match=where + r".*while moving codes along the top-K sets"):
+        lj.compare_sets(planted.generate, _broken_far_out, codes, scores, scores, 2, jax.random.key(0))
 
 
 # ----------------------------------------------------------------------------- seeds and devices

@@ -21,6 +21,9 @@ TINY = str(REPO / "configs" / "tiny.py")
         (["--config.gan_training.batch_sise=3"], "config.gan_training.batch_sise: no such key in this config."),
         (["--config.gan_training.batch_size=-1"], "config.gan_training.batch_size=-1: expected a positive integer."),
         (["--config.latent_dim=0"], "config.latent_dim=0: expected a positive integer."),
+        (["--config.analysis.delta=1e400"], "config.analysis.delta=inf: expected a finite number."),
+        (["--config.analysis.chunk_size=-5"], "config.analysis.chunk_size=-5: expected a non-negative integer (0 = the backend's default)."),
+        (["--config.classifier.pixel_mean=nan"], "config.classifier.pixel_mean=nan: expected a finite number."),
     ],
 )
 def test_cli_rejects_bad_config_values_before_work(tmp_path, capsys, extra, message):
@@ -34,6 +37,35 @@ def test_cli_names_a_missing_config_file(tmp_path, capsys):
     code = cli.main(["evaluate", "--config", str(tmp_path / "nope.py")])
     assert code == 2
     assert "nope.py' does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("def get_config(:\n", "bad.py': syntax error at line 1"),
+        ("import not_a_module\n", "bad.py' failed to load: ModuleNotFoundError: No module named 'not_a_module'"),
+    ],
+)
+def test_cli_names_a_broken_config_file_in_one_line(tmp_path, capsys, text, message):
+    (tmp_path / "bad.py").write_text(text)
+    code = cli.main(["train-gan", "--config", str(tmp_path / "bad.py"), "--workdir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys, tfds_dir):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    argv = ["train-classifier", "--config", TINY, "--workdir", str(blocker / "run"),
+            f"--config.tfds_data_dir={tfds_dir}"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("latentjax: error: run directory") and "cannot be written" in err
+    assert len(err.splitlines()) == 1
+    from latentjax.errors import RunDirectoryError
+
+    with pytest.raises(RunDirectoryError):
+        cli.main([*argv, "--debug"])
 
 
 def test_cli_refuses_an_existing_run_directory(tmp_path, capsys):

@@ -137,3 +137,99 @@ def test_reproduce_trains_models_when_asked_and_analyses_them(tiny_config, tmp_p
     assert calls == [tmp_path / "run" / "models"]
     assert results["models"]["trained_here"] and results["models"]["pretrained"].endswith("fashion_mnist")
     assert "(trained by this run)" in (tmp_path / "run" / "report.md").read_text()
+
+
+def _copy(run, tmp_path, name="copy"):
+    import shutil
+
+    _, workdir, _ = run
+    target = tmp_path / name
+    shutil.copytree(workdir, target)
+    (target / "results.json").unlink()
+    return target
+
+
+def test_half_written_stages_are_discarded_and_recomputed_on_resume(run, tmp_path):
+    import shutil
+
+    config, _, results = run
+    copy = _copy(run, tmp_path)
+    artefacts = copy / "artefacts"
+    # Killed inside the save of Method B: only the staging folder exists, holding part of it.
+    shutil.move(artefacts / "weights", artefacts / "weights.partial")
+    next(p for p in (artefacts / "weights.partial").rglob("*") if p.is_file()).unlink()
+    # As an older latentjax left it: the stage folder exists but Orbax never committed a step.
+    shutil.rmtree(artefacts / "apcr")
+    (artefacts / "apcr" / "0.orbax-checkpoint-tmp-1234").mkdir(parents=True)
+    log = []
+    resumed = reproduce.reproduce(config, copy, resume=True, log=log.append)
+    assert resumed["intersection_ratio"] == results["intersection_ratio"]
+    assert resumed["manipulation"] == results["manipulation"]
+    assert not (artefacts / "weights.partial").exists()
+    assert any(p.name.startswith("apcr.damaged-") for p in artefacts.iterdir())
+    assert any("stage apcr: the saved result is unusable" in line for line in log)
+
+
+def test_flipped_bytes_in_an_artefact_are_caught_and_the_stage_recomputed(run, tmp_path):
+    from test_reliability import flip_bytes, largest_file
+
+    from latentjax.errors import IntegrityError
+
+    config, _, results = run
+    copy = _copy(run, tmp_path)
+    victim = largest_file(copy / "artefacts" / "apcr")
+    flip_bytes(victim)
+    with pytest.raises(IntegrityError, match=victim.name):
+        reproduce.load_artefact(copy, "apcr")
+    resumed = reproduce.reproduce(config, copy, resume=True, log=lambda _: None)
+    assert resumed["intersection_ratio"] == results["intersection_ratio"]
+    original = reproduce.load_artefact(run[1], "apcr")
+    recomputed = reproduce.load_artefact(copy, "apcr")
+    np.testing.assert_array_equal(recomputed.curves, original.curves)
+
+
+def test_missing_data_fails_before_the_run_directory_exists(run, tmp_path):
+    from latentjax.errors import DataUnavailableError
+
+    config = config_lib.apply_overrides(
+        run[0], {"tfds_data_dir": str(tmp_path / "tfds"), "local_data_dir": str(tmp_path / "empty")}
+    )
+    with pytest.raises(DataUnavailableError, match="lacks"):
+        reproduce.reproduce(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_reproduce_killed_at_a_random_moment_resumes_to_the_same_numbers(run, tmp_path):
+    """A real process, killed with SIGKILL while it saves its stages; then ``--resume``."""
+    import os
+    import random
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    config, _, results = run
+    workdir = tmp_path / "killed"
+    command = [
+        sys.executable, "-m", "latentjax.cli", "reproduce", "--config", str(REPO / "configs" / "tiny.py"),
+        "--workdir", str(workdir), f"--config.tfds_data_dir={config.tfds_data_dir}",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+    artefacts = workdir / "artefacts"
+    # Kill within a save when one is seen in flight, else after a random number of stages.
+    stages_before_kill = random.Random(os.getpid()).randint(1, 3)
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        names = [p.name for p in artefacts.iterdir()] if artefacts.is_dir() else []
+        saving = any(n.endswith(".partial") for n in names)
+        if saving or sum(not n.endswith(".partial") for n in names) >= stages_before_kill:
+            process.kill()
+            break
+        time.sleep(0.002)
+    process.wait()
+    assert process.returncode != 0, "the run finished before it could be killed"
+    resumed = reproduce.reproduce(config, workdir, resume=True, log=lambda _: None)
+    assert resumed["intersection_ratio"] == results["intersection_ratio"]
+    assert resumed["manipulation"] == results["manipulation"]

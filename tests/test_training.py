@@ -159,6 +159,75 @@ def test_existing_run_directory_is_never_overwritten(tiny_config, tmp_path):
     assert (workdir / "keep.txt").read_text() == "mine"
 
 
+def test_flipped_bytes_in_a_training_checkpoint_are_caught_and_resume_goes_back(tiny_config, tmp_path):
+    import shutil
+
+    from test_reliability import flip_bytes, largest_file
+
+    from latentjax.errors import IntegrityError
+
+    finished = training.train_classifier(tiny_config, tmp_path / "run")
+    shutil.copytree(tmp_path / "run", tmp_path / "damaged")
+    victim = largest_file(tmp_path / "damaged" / "checkpoints" / "8")
+    flip_bytes(victim)
+    with pytest.raises(IntegrityError, match=victim.name):
+        training.load_run_state(tiny_config, tmp_path / "damaged", "classifier")
+    # Resume sets the damaged step aside and retrains from step 4 to the same parameters.
+    resumed = training.train_classifier(tiny_config, tmp_path / "damaged", resume=True)
+    for a, b in zip(jax.tree.leaves(finished), jax.tree.leaves(resumed)):
+        np.testing.assert_array_equal(a, b)
+    names = sorted(p.name for p in (tmp_path / "damaged" / "checkpoints").iterdir())
+    assert "8" in names and any(n.startswith("8.damaged-") for n in names)
+
+
+def test_missing_data_fails_before_the_run_directory_is_touched(tiny_config, tmp_path):
+    from latentjax.errors import DataUnavailableError
+
+    config = config_lib.apply_overrides(
+        tiny_config, {"tfds_data_dir": str(tmp_path / "tfds"), "local_data_dir": str(tmp_path / "none")}
+    )
+    with pytest.raises(DataUnavailableError):
+        training.train_gan(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_second_process_on_a_run_folder_is_refused(tiny_config, tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    training.train_classifier(tiny_config, tmp_path / "run", stop_after_steps=2)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import time
+            from latentjax._storage import FolderLock
+            with FolderLock({str(tmp_path / "run")!r}):
+                print("locked", flush=True)
+                time.sleep(60)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = (tmp_path / "run" / "run.json").read_text()
+        with pytest.raises(RunDirectoryError, match="in use by another latentjax process"):
+            training.train_classifier(tiny_config, tmp_path / "run", resume=True)
+        assert (tmp_path / "run" / "run.json").read_text() == before
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+
+
+def test_a_gan_run_given_as_the_classifier_run_is_named(tiny_config, tmp_path):
+    training.train_gan(tiny_config, tmp_path / "gan", stop_after_steps=4)
+    with pytest.raises(RunDirectoryError, match="is a 'gan' training run: expected a 'classifier' run"):
+        training.load_run_state(tiny_config, tmp_path / "gan", "classifier")
+    (tmp_path / "gan" / "run.json").write_text("{truncated")
+    with pytest.raises(RunDirectoryError, match="run.json' is not a valid run record"):
+        training.load_run_state(tiny_config, tmp_path / "gan", "gan")
+
+
 def test_resume_refuses_a_different_config(tiny_config, tmp_path):
     training.train_classifier(tiny_config, tmp_path / "run", stop_after_steps=2)
     changed = config_lib.apply_overrides(tiny_config, {"seed": 1})

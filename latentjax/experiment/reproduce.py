@@ -117,7 +117,7 @@ def stored_stage(path: pathlib.Path, name: str, compute: Callable[[], Any], log,
     if path.exists():
         try:
             return checkpoints.load_final(path)[0], True
-        except IntegrityError as exc:
+        except (IntegrityError, FileNotFoundError) as exc:  # damaged, or no step committed
             moved = set_aside(path)
             log(f"stage {name}: the saved result is unusable ({exc}); set aside as {moved.name}, computing it again")
     tree = _to_tree(compute())
