@@ -58,3 +58,25 @@ def test_unreachable_host_is_detected_quickly():
 def test_unknown_dataset_is_rejected():
     with pytest.raises(DataUnavailableError, match="unknown dataset 'mnist'"):
         data.prepare_dataset("mnist")
+
+
+def test_a_damaged_local_file_is_named_in_one_clear_error(tmp_path, data_root):
+    import shutil
+
+    from test_reliability import flip_bytes
+
+    local = tmp_path / "fashion-mnist"
+    shutil.copytree(data_root / "fashion-mnist", local)
+    flip_bytes(local / "t10k-labels-idx1-ubyte.gz")
+    with pytest.raises(DataUnavailableError, match="do not match the checksums TFDS registers") as info:
+        data.prepare_dataset("fashion_mnist", tfds_data_dir=tmp_path / "tfds", local_dir=local)
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_an_unwritable_tfds_folder_is_refused_before_preparing(tmp_path, data_root):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(DataUnavailableError, match="not a writable folder; set config.tfds_data_dir"):
+        data.prepare_dataset(
+            "fashion_mnist", tfds_data_dir=blocker / "tfds", local_dir=data_root / "fashion-mnist"
+        )
