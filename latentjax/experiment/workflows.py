@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from latentjax import data
-from latentjax._storage import committed_directory
+from latentjax._storage import check_writable, committed_directory
 from latentjax.models import training
 from latentjax.models.networks import ModelSpec, make_classify, make_features, make_generate
 from latentjax.models.pretrained import PretrainedModels, export_models, load_pretrained
@@ -138,6 +138,7 @@ def export_from_runs(
     destination = pathlib.Path(destination)
     if destination.exists():
         raise FileExistsError(f"{destination} exists; refusing to overwrite exported models.")
+    check_writable(destination, "export destination")
     seeds = training.run_seeds(config)
     with committed_directory(destination, checksums=False) as staging:
         qualities = _export_seeds(config, classifier_run, gan_run, staging, seeds, classifier_pretrained)
