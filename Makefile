@@ -13,10 +13,11 @@ endif
 .PHONY: run test install
 install: $(INSTALLED)
 
-$(INSTALLED): pyproject.toml
+# The exact tested set (requirements/constraints.txt) within pyproject's ranges: reproducible.
+$(INSTALLED): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m pip install --quiet -c requirements/constraints.txt -e '.[all,dev]'
 	touch $@
 
 run: $(INSTALLED)

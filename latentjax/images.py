@@ -7,6 +7,7 @@ import pathlib
 
 import numpy as np
 
+from latentjax._extras import require
 from latentjax._storage import atomic_path
 
 
@@ -27,7 +28,7 @@ def save_image_grid(
     path: str | os.PathLike, images: np.ndarray, ncols: int, scale: int = 2
 ) -> pathlib.Path:
     """Saves images (``[n, H, W, C]`` in [-1, 1]) as a PNG grid; refuses to overwrite a file."""
-    import matplotlib.image
+    matplotlib_image = require("matplotlib.image", "report", "save_image_grid")
 
     path = pathlib.Path(path)
     if path.exists():
@@ -37,5 +38,5 @@ def save_image_grid(
     if mosaic.shape[-1] == 1:
         mosaic = np.repeat(mosaic, 3, axis=-1)
     with atomic_path(path) as tmp:
-        matplotlib.image.imsave(tmp, mosaic, format="png")
+        matplotlib_image.imsave(tmp, mosaic, format="png")
     return path

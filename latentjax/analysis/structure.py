@@ -50,7 +50,12 @@ def tsne_embedding(
     codes: jax.Array, *, seed: int = 0, perplexity: float = 30.0
 ) -> np.ndarray:
     """2-D t-SNE embedding ``[n, 2]`` of ``codes[n, N]`` (scikit-learn's implementation)."""
-    from sklearn.manifold import TSNE
+    try:
+        from sklearn.manifold import TSNE
+    except ImportError as exc:  # the core imports nothing from latentjax, so no shared helper
+        raise ImportError(
+            "tsne_embedding needs scikit-learn, which is not installed: pip install 'latentjax[report]'."
+        ) from exc
 
     _validation.check_codes(codes, ndim=2)
     n = codes.shape[0]

@@ -24,6 +24,7 @@ import urllib.parse
 
 import numpy as np
 
+from latentjax._extras import require
 from latentjax.errors import DataUnavailableError
 
 DATA_DIR_ENV = "LATENTJAX_DATA_DIR"
@@ -75,8 +76,8 @@ def dataset_spec(name: str) -> DatasetSpec:
 
 def _import_tfds():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
+    tfds = require("tensorflow_datasets", "data", "Loading datasets")
+    tf = require("tensorflow", "tf-cpu", "tensorflow-datasets (TensorFlow, or tensorflow-cpu)")
 
     # TensorFlow only decodes records here; JAX owns every accelerator.
     tf.config.set_visible_devices([], "GPU")

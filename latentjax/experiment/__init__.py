@@ -5,3 +5,9 @@
 - :mod:`latentjax.experiment.report`: figures and the report;
 - :mod:`latentjax.experiment.workflows`: evaluating, exporting and training models for a run.
 """
+
+from latentjax._extras import require
+
+for _module in ("flax", "orbax.checkpoint", "ml_collections"):
+    require(_module, "models", "latentjax.experiment")
+

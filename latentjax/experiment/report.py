@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import html
 import pathlib
 
-import matplotlib
+from latentjax._extras import require
+
+require("matplotlib", "report", "The report's figures")
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
@@ -219,38 +221,22 @@ def render_markdown(results: dict) -> str:
 
 
 def render_html(markdown_text: str) -> str:
-    """A small Markdown subset (headings, lists, tables, images, bold) to standalone HTML."""
-    body, table = [], []
+    """The report as standalone HTML (Python-Markdown, with its tables extension).
 
-    def flush_table():
-        if table:
-            rows = [r for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
-            cells = [[html.escape(c.strip()) for c in r.strip().strip("|").split("|")] for r in rows]
-            out = ["<table>", "<tr>" + "".join(f"<th>{c}</th>" for c in cells[0]) + "</tr>"]
-            out += ["<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:]]
-            body.append("\n".join(out + ["</table>"]).replace("**", ""))
-            table.clear()
+    >>> '<table>' in render_html('| a | b |\n| --- | --- |\n| 1 | 2 |')
+    True
+    """
+    markdown = require("markdown", "report", "The HTML report")
 
-    for block in markdown_text.split("\n"):
-        if block.startswith("|"):
-            table.append(block)
-            continue
-        flush_table()
-        if not block.strip():
-            continue
-        if block.startswith("#"):
-            level = len(block) - len(block.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(block[level:].strip())}</h{level}>")
-        elif block.startswith("!["):
-            alt, src = block[2:].split("](")
-            body.append(f'<p><img src="{html.escape(src.rstrip(")"))}" alt="{html.escape(alt)}" style="max-width:100%"></p>')
-        elif block.startswith("- "):
-            body.append(f"<ul><li>{html.escape(block[2:])}</li></ul>")
-        else:
-            body.append(f"<p>{html.escape(block)}</p>")
-    flush_table()
-    style = "body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>latentjax report</title><style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
+    style = (
+        "body{font-family:sans-serif;max-width:960px;margin:2em auto}img{max-width:100%}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>latentjax report</title>"
+        f"<style>{style}</style></head><body>\n{body}\n</body></html>\n"
+    )
 
 
 def write_report(workdir, results, apcr, manip, struct) -> None:

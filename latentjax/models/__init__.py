@@ -9,6 +9,12 @@
 - :mod:`latentjax.models.quality`: accuracy, class shares and Fréchet distances.
 """
 
+from latentjax._extras import require
+
+for _module in ("flax", "orbax.checkpoint", "ml_collections"):
+    require(_module, "models", "latentjax.models (networks, training, checkpoints)")
+
+
 from latentjax.models.networks import (
     Classifier,
     Discriminator,

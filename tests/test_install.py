@@ -1,0 +1,82 @@
+"""Installing where the users are (issue 13): a lean import, clear messages, and the wheel."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import REPO
+
+
+def _python(code: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, **kwargs
+    )
+
+
+def test_import_latentjax_loads_only_the_analysis_core():
+    result = _python("""
+        import sys
+        import latentjax
+        heavy = ["flax", "orbax", "tensorflow", "tensorflow_datasets", "matplotlib", "sklearn",
+                 "ml_collections", "markdown"]
+        from jax._src import xla_bridge
+        print({"loaded": [m for m in heavy if m in sys.modules],
+               "backends": list(xla_bridge._backends)})
+    """)
+    assert result.returncode == 0, result.stderr
+    report = eval(result.stdout.strip().splitlines()[-1])
+    assert report == {"loaded": [], "backends": []}
+
+
+def test_a_missing_extra_names_the_extra_to_install():
+    # Hide flax from a fresh interpreter, as if only the core had been installed.
+    result = _python("""
+        import sys
+        sys.modules["flax"] = None
+        import latentjax
+        try:
+            latentjax.load_pretrained("fashion_mnist")
+        except ImportError as exc:
+            print(exc)
+    """)
+    assert "needs the package 'flax', which is not installed: pip install 'latentjax[models]'" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_models_and_runs_reproduce(tmp_path, tfds_dir):
+    """Builds the wheel from the tracked files, installs it apart from the checkout, runs it."""
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True)
+    source = tmp_path / "source"
+    for name in files.stdout.split():
+        target = source / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((REPO / name).read_bytes())
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist")],
+        cwd=source, check=True, capture_output=True,
+    )
+    (wheel,) = (tmp_path / "dist").glob("latentjax-*.whl")
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
+        check=True, capture_output=True,
+    )
+    shipped = sorted(p.name for p in (site / "latentjax" / "pretrained" / "fashion_mnist").iterdir())
+    assert shipped == ["classifier", "generator"]
+    # The wheel's latentjax, not the checkout's: the wheel's folder comes first on the path.
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = _python("import latentjax; print(latentjax.__file__)", env=env, cwd=tmp_path)
+    assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "latentjax.cli", "reproduce", "--config", str(REPO / "configs" / "tiny.py"),
+         "--workdir", str(tmp_path / "run"), f"--config.tfds_data_dir={tfds_dir}"],
+        env=env, cwd=tmp_path, capture_output=True, text=True,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert len(results["intersection_ratio"]["mean_per_class"]) == 10
