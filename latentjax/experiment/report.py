@@ -221,7 +221,7 @@ def render_markdown(results: dict) -> str:
 
 
 def render_html(markdown_text: str) -> str:
-    """The report as standalone HTML (Python-Markdown, with its tables extension).
+    r"""The report as standalone HTML (Python-Markdown, with its tables extension).
 
     >>> '<table>' in render_html('| a | b |\n| --- | --- |\n| 1 | 2 |')
     True
