@@ -9,13 +9,13 @@ any work starts.
 from __future__ import annotations
 
 import ast
-import math
 import importlib.util
 import pathlib
 import sys
 
 import ml_collections
 
+from latentjax.analysis._validation import number_problem
 from latentjax.errors import ConfigError
 
 _POSITIVE_INTS = (
@@ -74,31 +74,32 @@ def _numbers(node, prefix: str = "config"):
         yield prefix, node
 
 
+def _check(value, key: str, **bounds) -> None:
+    """One number check for every key (see :func:`latentjax.analysis._validation.number_problem`)."""
+    expected = number_problem(value, **bounds)
+    if expected:
+        raise ConfigError(f"{key}={value!r}: expected {expected}.")
+
+
+#: Bounds per kind of setting, as number_problem takes them.
+POSITIVE_INT = dict(integer=True, low=1)
+NON_NEGATIVE_INT = dict(integer=True, low=0)
+POSITIVE = dict(low=0, low_open=True)
+NON_NEGATIVE = dict(low=0)
+UNIT_INTERVAL = dict(low=0, high=1, high_open=True)
+
+
 def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """Raises :class:`ConfigError` naming the first key whose value is impossible."""
     for key, value in _numbers(config):
-        if not math.isfinite(value):
-            raise ConfigError(f"{key}={value!r}: expected a finite number.")
-    for key in _POSITIVE_INTS:
-        value = _get(config, key)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ConfigError(f"config.{key}={value!r}: expected a positive integer.")
-    for key in _POSITIVE_FLOATS:
-        value = _get(config, key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ConfigError(f"config.{key}={value!r}: expected a positive number.")
-    for key in _UNIT_INTERVAL:
-        value = _get(config, key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise ConfigError(f"config.{key}={value!r}: expected a number in [0, 1).")
-    for key in _NON_NEGATIVE:
-        value = _get(config, key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ConfigError(f"config.{key}={value!r}: expected a non-negative number.")
-    for key in _NON_NEGATIVE_INTS:
-        value = _get(config, key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"config.{key}={value!r}: expected a non-negative integer.")
+        _check(value, key)  # finite
+    for keys, bounds in (
+        (_POSITIVE_INTS, POSITIVE_INT), (_POSITIVE_FLOATS, POSITIVE),
+        (_UNIT_INTERVAL, UNIT_INTERVAL), (_NON_NEGATIVE, NON_NEGATIVE),
+        (_NON_NEGATIVE_INTS, NON_NEGATIVE_INT),
+    ):
+        for key in keys:
+            _check(_get(config, key), f"config.{key}", **bounds)
     seeds = tuple(config.get("model_seeds", ()) or ())
     if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) or len(
         set(seeds)
@@ -133,18 +134,14 @@ _ANALYSIS_POSITIVE_FLOATS = (
 def _validate_analysis(config: ml_collections.ConfigDict) -> None:
     a = config.analysis
     for key in _ANALYSIS_POSITIVE_INTS:
-        value = a[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ConfigError(f"config.analysis.{key}={value!r}: expected a positive integer.")
+        _check(a[key], f"config.analysis.{key}", **POSITIVE_INT)
     for key in _ANALYSIS_POSITIVE_FLOATS:
-        value = a[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ConfigError(f"config.analysis.{key}={value!r}: expected a positive number.")
+        _check(a[key], f"config.analysis.{key}", **POSITIVE)
     if a.k > config.latent_dim:
         raise ConfigError(
             f"config.analysis.k={a.k!r}: expected at most config.latent_dim={config.latent_dim}."
         )
-    if isinstance(a.chunk_size, bool) or not isinstance(a.chunk_size, int) or a.chunk_size < 0:
+    if number_problem(a.chunk_size, **NON_NEGATIVE_INT):
         raise ConfigError(
             f"config.analysis.chunk_size={a.chunk_size!r}: expected a non-negative integer "
             "(0 = the backend's default)."
@@ -161,8 +158,7 @@ def _validate_analysis(config: ml_collections.ConfigDict) -> None:
     if not 0 <= a.threshold <= 1:
         raise ConfigError(f"config.analysis.threshold={a.threshold!r}: expected a probability in [0, 1].")
     for key in ("lam", "inversion_beta"):
-        if a[key] < 0:
-            raise ConfigError(f"config.analysis.{key}={a[key]!r}: expected a non-negative number.")
+        _check(a[key], f"config.analysis.{key}", **NON_NEGATIVE)
     if not isinstance(a.train_models, bool):
         raise ConfigError(f"config.analysis.train_models={a.train_models!r}: expected True or False.")
     if a.train_models and tuple(config.get("model_seeds", ()) or ()):
@@ -250,10 +246,7 @@ def _validate_sweep(config: ml_collections.ConfigDict) -> None:
             )
     if sw.model_layout not in SWEEP_LAYOUTS:
         raise ConfigError(f"config.sweep.model_layout={sw.model_layout!r}: expected one of {SWEEP_LAYOUTS}.")
-    if isinstance(sw.bootstrap_resamples, bool) or not isinstance(sw.bootstrap_resamples, int) or sw.bootstrap_resamples < 1:
-        raise ConfigError(
-            f"config.sweep.bootstrap_resamples={sw.bootstrap_resamples!r}: expected a positive integer."
-        )
+    _check(sw.bootstrap_resamples, "config.sweep.bootstrap_resamples", **POSITIVE_INT)
     if not isinstance(sw.confidence, float) or not 0 < sw.confidence < 1:
         raise ConfigError(f"config.sweep.confidence={sw.confidence!r}: expected a number in (0, 1).")
     for cell in sweep_cells(config):
@@ -332,25 +325,24 @@ def apply_overrides(
     config = config.copy_and_resolve_references()
     config.lock()
     for key, value in items:
-        parent, _, leaf = key.rpartition(".")
         try:
-            node = _get(config, parent) if parent else config
-            if leaf not in node:
-                raise KeyError(leaf)
-            if isinstance(node[leaf], float) and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if isinstance(node[leaf], ml_collections.ConfigDict) and isinstance(value, dict):
-                # A whole section given as a dict (e.g. a sweep's grid): replace, not merge.
-                with node.unlocked():
-                    del node[leaf]
-                    node[leaf] = ml_collections.ConfigDict(value)
-                continue
-            setattr(node, leaf, value)
+            current = _get(config, key)
         except (KeyError, AttributeError) as exc:
             raise ConfigError(f"config.{key}: no such key in this config.") from exc
+        if isinstance(current, ml_collections.ConfigDict) and isinstance(value, dict):
+            # A whole section given as a dict (e.g. a sweep's grid): replace, not merge.
+            parent, _, leaf = key.rpartition(".")
+            node = _get(config, parent) if parent else config
+            with node.unlocked():
+                del node[leaf]
+                node[leaf] = ml_collections.ConfigDict(value)
+            continue
+        try:
+            # ml_collections' own dotted update: type-safe, ints widen to float fields.
+            config.update_from_flattened_dict({key: value})
         except TypeError as exc:
             raise ConfigError(
-                f"config.{key}={value!r}: wrong type, expected {type(node[leaf]).__name__}."
+                f"config.{key}={value!r}: wrong type, expected {type(current).__name__}."
             ) from exc
     return validate_config(config) if validate else config
 

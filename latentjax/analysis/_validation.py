@@ -72,15 +72,56 @@ def scalar_value(value, name: str, *, integer: bool = False):
     raise ValueError(f"{name}={value!r}: expected a number.")
 
 
+def number_problem(
+    value, *, integer: bool = False, low=None, high=None, low_open: bool = False,
+    high_open: bool = False,
+) -> str | None:
+    """``None`` when ``value`` is a number of the asked kind and range, else what was expected.
+
+    The one place that decides what counts as a number (never a bool; finite; an integer where
+    asked) and words the expectation, for the analysis and the config alike.
+
+    >>> number_problem(3, integer=True, low=1) is None
+    True
+    >>> number_problem(0.0, low=0, low_open=True), number_problem(1.0, low=0, high=1, high_open=True)
+    ('a positive number', 'a number in [0, 1)')
+    """
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    ok = isinstance(value, kinds) and not isinstance(value, (bool, np.bool_))
+    ok = ok and np.isfinite(float(value))
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if ok:
+        return None
+    noun = "integer" if integer else "number"
+    if high is None and low == 0:
+        return f"a positive {noun}" if low_open else f"a non-negative {noun}"
+    if high is None and low == 1 and integer and not low_open:
+        return "a positive integer"
+    if low is None and high is None:
+        return f"a finite {noun}" if not integer else "an integer"
+    left = "(" if low_open else "["
+    right = ")" if high_open else "]"
+    article = "an" if integer else "a"
+    return f"{article} {noun} in {left}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{right}"
+
+
 def _check_lower_bound(value, name: str, *, strict: bool, integer: bool = False):
     try:
         number = scalar_value(value, name, integer=integer)
     except ValueError:
-        number = float("nan")  # not a number at all: fails the comparison below
-    if number is not None and not (number > 0 if strict else number >= 0):
-        sign = "positive" if strict else "non-negative"
-        kind = f"a {sign} integer" if integer else f"a {sign} number"
-        raise ValueError(f"{name}={value!r}: expected {kind}.")
+        number = float("nan")  # not a number at all: refused below
+    if number is None:
+        return  # traced: checked by shape only
+    low = 1 if integer and strict else 0
+    expected = number_problem(
+        int(number) if integer and number == number else number, integer=integer, low=low,
+        low_open=strict and not integer,
+    )
+    if expected:
+        raise ValueError(f"{name}={value!r}: expected {expected}.")
 
 
 def check_positive(value, name: str, integer: bool = False):
