@@ -144,16 +144,24 @@ def set_aside(path: str | os.PathLike) -> pathlib.Path:
     return target
 
 
-def check_writable(folder: str | os.PathLike, what: str) -> None:
-    """Fails unless ``folder`` (or, if it does not exist yet, its nearest existing parent) is writable."""
-    folder = pathlib.Path(folder).absolute()
-    existing = folder
+def unwritable_ancestor(folder: str | os.PathLike) -> pathlib.Path | None:
+    """``None`` if ``folder`` (or, if it does not exist yet, its nearest existing parent) is a
+    writable folder; else that nearest existing path."""
+    existing = pathlib.Path(folder).absolute()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return None
+    return existing
+
+
+def check_writable(folder: str | os.PathLike, what: str) -> None:
+    """Fails unless :func:`unwritable_ancestor` finds ``folder`` writable."""
+    blocked = unwritable_ancestor(folder)
+    if blocked is not None:
         raise RunDirectoryError(
-            f"{what} {str(folder)!r} cannot be written ({str(existing)!r} is not a writable "
-            "folder); choose a folder you can write to."
+            f"{what} {str(pathlib.Path(folder).absolute())!r} cannot be written "
+            f"({str(blocked)!r} is not a writable folder); choose a folder you can write to."
         )
 
 

@@ -25,6 +25,7 @@ import urllib.parse
 import numpy as np
 
 from latentjax._extras import require
+from latentjax._storage import unwritable_ancestor
 from latentjax.errors import DataUnavailableError
 
 DATA_DIR_ENV = "LATENTJAX_DATA_DIR"
@@ -167,14 +168,11 @@ def prepare_dataset(
 
 
 def _check_cache_writable(name: str, data_dir: str) -> None:
-    folder = pathlib.Path(data_dir)
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    blocked = unwritable_ancestor(data_dir)
+    if blocked is not None:
         raise DataUnavailableError(
-            f"dataset {name!r}: TFDS keeps its prepared copy in {str(folder)!r}, but "
-            f"{str(existing)!r} is not a writable folder; set config.tfds_data_dir "
+            f"dataset {name!r}: TFDS keeps its prepared copy in {str(data_dir)!r}, but "
+            f"{str(blocked)!r} is not a writable folder; set config.tfds_data_dir "
             "(--config.tfds_data_dir=FOLDER) to a writable folder."
         )
 
