@@ -64,7 +64,7 @@ def controlling_set(
     (ties broken by index); with an absolute ``threshold``, ``k`` is ignored.
     """
     if threshold is not None:
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
+        if _validation.number_problem(threshold, low=0):
             raise ValueError(f"threshold={threshold!r}: expected a non-negative number.")
         return jnp.abs(weights) > threshold
     return top_k_mask(jnp.abs(weights), k)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from latentjax.analysis._validation import number_problem
+
 #: The axes of ``values[M, A, ...]`` that :func:`bootstrap_interval` can resample.
 AXES = ("model", "analysis")
 
@@ -49,10 +51,13 @@ def bootstrap_interval(
         raise ValueError(f"values of shape {values.shape}: expected [model seeds, analysis seeds, ...].")
     if over not in AXES:
         raise ValueError(f"over={over!r}: expected one of {AXES}.")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence={confidence!r}: expected a number in (0, 1).")
-    if isinstance(num_resamples, bool) or not isinstance(num_resamples, int) or num_resamples < 1:
-        raise ValueError(f"num_resamples={num_resamples!r}: expected a positive integer.")
+    for name, value, bounds in (
+        ("confidence", confidence, dict(low=0, high=1, low_open=True, high_open=True)),
+        ("num_resamples", num_resamples, dict(integer=True, low=1)),
+    ):
+        expected = number_problem(value, **bounds)
+        if expected:
+            raise ValueError(f"{name}={value!r}: expected {expected}.")
     if not np.all(np.isfinite(values)):
         raise ValueError("values contain NaN or infinity: expected finite numbers.")
     rng = np.random.default_rng(seed)

@@ -26,8 +26,9 @@ def knn_class_accuracy(codes: jax.Array, labels: jax.Array, k: int = 5) -> float
     n = codes.shape[0]
     if jnp.shape(labels) != (n,):
         raise ValueError(f"labels has shape {jnp.shape(labels)}: expected ({n},), one per code.")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < n:
-        raise ValueError(f"k={k!r}: expected an integer in [1, {n - 1}].")
+    expected = _validation.number_problem(k, integer=True, low=1, high=n - 1)
+    if expected:
+        raise ValueError(f"k={k!r}: expected {expected}.")
     return float(_knn_accuracy(jnp.asarray(codes), jnp.asarray(labels, jnp.int32), k))
 
 
