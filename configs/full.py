@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
             samples_per_class=256,
             weight_steps=500,
             weight_batch=64,
+            weight_learning_rate=1e-2,  # SPEC.md's default (make run uses 0.03 for its 250 steps)
             manipulation_samples=64,
             inversion_per_class=100,
             inversion_steps=500,
