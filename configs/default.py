@@ -14,8 +14,8 @@ vs test 0.23, untrained generator 154).
 
     latentjax reproduce --config configs/default.py
 
-runs the paper with the shipped models in under 15 minutes on a 2-core CPU (14 min 39 s
-measured from a fresh clone, docs/results.md; Table 1 mean IR 0.48 ± 0.06 over 3 seeds).
+runs the paper with the shipped models in under 15 minutes on a 2-core CPU (12 min 53 s
+measured from a fresh clone, docs/results.md; Table 1 mean IR 0.56 ± 0.03 over 3 seeds).
 """
 
 import ml_collections
