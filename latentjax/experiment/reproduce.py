@@ -29,7 +29,7 @@ import numpy as np
 
 import latentjax
 from latentjax import data
-from latentjax._storage import atomic_write_text, set_aside
+from latentjax._storage import atomic_write_text, check_writable, set_aside
 from latentjax.analysis.apcr import APCRResult
 from latentjax.analysis.latents import ClassLatents
 from latentjax.analysis.manipulation import ManipulationResult
@@ -150,7 +150,8 @@ def reproduce(
     before the run directory is touched; the folder is locked while the run lasts.
     """
     a = config.analysis
-    # Missing models or data fail here, before the run directory exists.
+    # Unwritable folder, missing models or data fail here, before the run directory exists.
+    check_writable(workdir, "run directory")
     models = None
     if a.train_models:
         data.load_from_config(config, "train")

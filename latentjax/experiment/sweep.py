@@ -56,7 +56,7 @@ from latentjax.analysis.sets import controlling_set, intersection_ratio, pairwis
 from latentjax.analysis.statistics import bootstrap_interval
 from latentjax.analysis.weights import WeightResult
 from latentjax.experiment import stages
-from latentjax._storage import atomic_write_text
+from latentjax._storage import atomic_write_text, check_writable
 from latentjax.experiment.reproduce import stored_stage  # one way to save and reload a stage
 from latentjax.models.pretrained import load_pretrained
 from latentjax.models.training import run_directory
@@ -218,7 +218,8 @@ def run_sweep(
         raise config_lib.ConfigError("the config has no sweep section: use configs/sweep.py.")
     config_lib.validate_config(config)
     sw = config.sweep
-    # Missing or mismatched models fail here, before the sweep folder exists.
+    # An unwritable folder, missing or mismatched models fail here, before the sweep folder exists.
+    check_writable(workdir, "sweep directory")
     models = [load_pretrained(m) for m in sw.models]
     model_dims = {(m.spec.latent_dim, m.spec.num_classes) for m in models}
     if model_dims != {(config.latent_dim, config.num_classes)}:

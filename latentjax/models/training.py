@@ -453,6 +453,7 @@ def train_classifier(
     With ``config.model_seeds`` it trains one classifier per seed as one jitted program and
     returns their stacked state.
     """
+    _storage.check_writable(workdir, "run directory")  # the cheapest check first
     _training_data(config)  # missing data fails here, before the run directory is touched
     with run_directory(workdir, config, "classifier", resume) as workdir:
         return _train(
@@ -624,6 +625,7 @@ def train_gan(
     state, one checkpoint, a sample grid per seed) and returns the stacked state.
     """
     # Checked before run.json is touched, so a refused run leaves the folder as it was.
+    _storage.check_writable(workdir, "run directory")
     _training_data(config)
     predates_average = resume and _saved_without_average(config, workdir)
     with run_directory(workdir, config, "gan", resume) as workdir:
