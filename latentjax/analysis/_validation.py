@@ -138,12 +138,12 @@ def as_float(value, dtype=jnp.float32) -> jax.Array:
 
 
 def check_k(k, num_dims: int, name: str = "k"):
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= num_dims:
+    if number_problem(k, integer=True, low=1, high=num_dims):
         raise ValueError(f"{name}={k!r}: expected an integer in [1, {num_dims}] (the latent width).")
 
 
 def check_class_index(j, num_classes: int, name: str = "class index"):
-    if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j < num_classes:
+    if number_problem(j, integer=True, low=0, high=num_classes, high_open=True):
         raise ValueError(f"{name} {j!r} is out of range: expected 0 <= {name} < {num_classes}.")
 
 
