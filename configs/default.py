@@ -46,7 +46,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.generator = ml_collections.ConfigDict(dict(base_width=32))
     config.discriminator = ml_collections.ConfigDict(dict(base_width=64))
     config.classifier = ml_collections.ConfigDict(
-        dict(width=32, hidden=256, dropout=0.3, pixel_mean=0.28604, pixel_std=0.35302)
+        # pixel_mean/pixel_std: the train split's pixel statistics on the [0, 1] scale.
+        dict(width=32, hidden=256, dropout=0.3, pixel_mean=0.28604, pixel_std=0.35302, blocks=2)
     )
 
     config.classifier_training = ml_collections.ConfigDict(

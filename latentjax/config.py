@@ -27,6 +27,7 @@ _POSITIVE_INTS = (
     "discriminator.base_width",
     "classifier.width",
     "classifier.hidden",
+    "classifier.blocks",
     "classifier_training.batch_size",
     "classifier_training.epochs",
     "classifier_training.log_every_steps",
@@ -42,7 +43,6 @@ _POSITIVE_FLOATS = (
     "classifier_training.learning_rate",
     "gan_training.generator_learning_rate",
     "gan_training.discriminator_learning_rate",
-    "classifier.pixel_std",
 )
 _UNIT_INTERVAL = (
     "classifier.dropout",
@@ -100,6 +100,7 @@ def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
     ):
         for key in keys:
             _check(_get(config, key), f"config.{key}", **bounds)
+    _validate_pixel_statistics(config)
     seeds = tuple(config.get("model_seeds", ()) or ())
     if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) or len(
         set(seeds)
@@ -119,6 +120,28 @@ def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
             f"config.dataset={config.dataset!r}: expected one of {sorted(DATASETS)}."
         )
     return config
+
+
+def _validate_pixel_statistics(config: ml_collections.ConfigDict) -> None:
+    """``classifier.pixel_mean``/``pixel_std``: one number, or one per channel."""
+    for key, bounds in (("pixel_mean", NON_NEGATIVE), ("pixel_std", POSITIVE)):
+        value = config.classifier[key]
+        if isinstance(value, (tuple, list)):
+            if len(value) != config.channels:
+                raise ConfigError(
+                    f"config.classifier.{key}={value!r}: expected one number or "
+                    f"config.channels={config.channels} numbers (one per channel)."
+                )
+            for i, v in enumerate(value):
+                _check(v, f"config.classifier.{key}[{i}]", **bounds)
+        else:
+            _check(value, f"config.classifier.{key}", **bounds)
+    if 2 ** config.classifier.blocks > config.image_size:
+        raise ConfigError(
+            f"config.classifier.blocks={config.classifier.blocks!r}: its 2x2 poolings shrink "
+            f"config.image_size={config.image_size} below one pixel; expected at most "
+            f"{config.image_size.bit_length() - 1}."
+        )
 
 
 _ANALYSIS_POSITIVE_INTS = (

@@ -24,7 +24,11 @@ from latentjax import data  # noqa: E402
 @pytest.fixture(scope="session")
 def data_root() -> pathlib.Path:
     root = pathlib.Path(os.environ["LATENTJAX_DATA_DIR"])
-    assert (root / "fashion-mnist").is_dir(), f"real data missing under {root}"
+    for folder in ("fashion-mnist", "ut-zappos50k-subset"):
+        assert (root / folder).is_dir(), (
+            f"real data missing: {root / folder} is not a folder; set LATENTJAX_DATA_DIR to the "
+            "folder that holds fashion-mnist/ and ut-zappos50k-subset/"
+        )
     return root
 
 
@@ -45,3 +49,11 @@ def tiny_config(tfds_dir):
 @pytest.fixture(scope="session")
 def default_config():
     return config_lib.load_config(REPO / "configs" / "default.py")
+
+
+@pytest.fixture(scope="session")
+def zappos_tfds_dir(tmp_path_factory, data_root) -> pathlib.Path:
+    """A fresh TFDS data dir with UT Zappos50K (three classes) built from the real archive."""
+    directory = tmp_path_factory.mktemp("tfds-zappos")
+    data.prepare_dataset("ut_zappos50k", tfds_data_dir=directory)
+    return directory

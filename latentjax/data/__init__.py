@@ -40,6 +40,13 @@ class DatasetSpec:
     local_files: tuple[str, ...]  # the canonical files TFDS looks for in its manual folder
     image_shape: tuple[int, int, int]
     class_names: tuple[str, ...]
+    # True: the manual folder must hold *one* of local_files (alternative layouts; a name
+    # ending in '/' is a folder). False: it must hold all of them.
+    any_local_file: bool = False
+    # True: TFDS cannot download this dataset; it is built from a manual folder only.
+    manual_only: bool = False
+    # What to put in the manual folder, where the builder's own instructions say too much.
+    instructions: str = ""
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -66,6 +73,34 @@ DATASETS: dict[str, DatasetSpec] = {
             "Ankle boot",
         ),
     ),
+    # latentjax's own TFDS builder (latentjax/data/ut_zappos50k.py), from a manual folder.
+    "ut_zappos50k": DatasetSpec(
+        tfds_name="ut_zappos50k/three_classes",
+        local_folder="ut-zappos50k-subset",
+        local_files=(
+            "ut-zap50k-images-square/",
+            "ut-zap50k-images-square.zip",
+            "shoe_sandal_boot_original_jpegs.tar.gz",
+        ),
+        image_shape=(64, 64, 3),
+        class_names=("Boot", "Sandal", "Shoe"),
+        any_local_file=True,
+        manual_only=True,
+    ),
+    "ut_zappos50k_four_classes": DatasetSpec(
+        tfds_name="ut_zappos50k/four_classes",
+        local_folder="ut-zappos50k",
+        local_files=("ut-zap50k-images-square/", "ut-zap50k-images-square.zip"),
+        image_shape=(64, 64, 3),
+        class_names=("Boot", "Sandal", "Shoe", "Slipper"),
+        any_local_file=True,
+        manual_only=True,
+        instructions=(
+            "put the official release (ut-zap50k-images-square/ or ut-zap50k-images-square.zip "
+            "from https://vision.cs.utexas.edu/projects/finegrained/utzap50k/) in the manual "
+            "folder; the three-class archive has no Slippers"
+        ),
+    ),
 }
 
 
@@ -86,7 +121,14 @@ def _import_tfds():
         tf.config.set_visible_devices([], "TPU")
     except (ValueError, RuntimeError):
         pass
+    require("PIL", "data", "Decoding UT Zappos50K photos (Pillow)")
+    from latentjax.data import ut_zappos50k  # noqa: F401  (registers the builder with TFDS)
+
     return tfds
+
+
+def _present(folder: pathlib.Path, name: str) -> bool:
+    return (folder / name).is_dir() if name.endswith("/") else (folder / name).is_file()
 
 
 def resolve_local_dir(name: str, local_dir: str | os.PathLike | None = None) -> pathlib.Path | None:
@@ -132,13 +174,26 @@ def prepare_dataset(
         return builder
     local = resolve_local_dir(name, local_dir)
     if local is not None:
-        missing = [f for f in spec.local_files if not (local / f).is_file()]
-        if missing:
+        missing = [f for f in spec.local_files if not _present(local, f)]
+        if spec.any_local_file and len(missing) == len(spec.local_files):
+            raise DataUnavailableError(
+                f"dataset {name!r}: the local folder {str(local)!r} holds none of "
+                f"{list(spec.local_files)}; put one of them there "
+                f"({spec.instructions or _manual_instructions(builder)})."
+            )
+        if missing and not spec.any_local_file:
             raise DataUnavailableError(
                 f"dataset {name!r}: the local folder {str(local)!r} lacks {missing}. Put the "
                 f"canonical files {list(spec.local_files)} there, or unset {DATA_DIR_ENV} and "
                 "pass no local folder to download through tensorflow-datasets."
             )
+    elif spec.manual_only:
+        raise DataUnavailableError(
+            f"dataset {name!r} is not prepared in {builder.data_dir!r} and cannot be downloaded "
+            f"by tensorflow-datasets: {spec.instructions or _manual_instructions(builder)}, and point latentjax at "
+            f"that folder: set {DATA_DIR_ENV} to the folder that holds '{spec.local_folder}/', "
+            "or pass local_dir= (config.local_data_dir)."
+        )
     elif not _host_reachable(_download_url(builder)):
         raise DataUnavailableError(
             f"dataset {name!r} is not prepared in {builder.data_dir!r}, no local folder was given, "
@@ -165,6 +220,11 @@ def prepare_dataset(
             f"different version): replace them with the official files {list(spec.local_files)}."
         ) from None
     return builder
+
+
+def _manual_instructions(builder) -> str:
+    text = getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", "") or ""
+    return " ".join(text.split()).rstrip(".")
 
 
 def _check_cache_writable(name: str, data_dir: str) -> None:

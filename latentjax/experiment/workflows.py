@@ -55,7 +55,8 @@ def models_from_runs(
     if classifier_pretrained is not None:
         shipped = load_pretrained(classifier_pretrained)
         fields = ("image_size", "channels", "num_classes", "classifier_width",
-                  "classifier_hidden", "classifier_dropout", "pixel_mean", "pixel_std")
+                  "classifier_hidden", "classifier_dropout", "pixel_mean", "pixel_std",
+                  "classifier_blocks")
         theirs, ours = ({f: getattr(s, f) for f in fields} for s in (shipped.spec, spec))
         if theirs != ours:
             raise ValueError(

@@ -90,27 +90,36 @@ class Discriminator(nn.Module):
         return nn.Dense(1)(x.reshape(x.shape[0], -1))[:, 0]
 
 
+PixelStatistic = float | tuple[float, ...]  # one value, or one per channel
+
+
 class Classifier(nn.Module):
     """VGG-style CNN: ``x[B, H, W, C]`` in [-1, 1] to class logits ``[B, num_classes]``.
 
-    It standardises its input itself (``mean``/``std`` on the [0, 1] scale), so
-    ``classify(generate(z))`` and ``classify(real_image)`` see the same preprocessing.
+    It standardises its input itself (``mean``/``std`` on the [0, 1] scale, one value or one
+    per channel), so ``classify(generate(z))`` and ``classify(real_image)`` see the same
+    preprocessing. ``blocks`` stages of two convolutions and a 2x2 max-pool, each twice as wide
+    as the last, shrink the image by ``2**blocks`` before the dense layers (2 for 28x28, 3 for
+    64x64 keeps the dense layer small).
     """
 
     num_classes: int = 10
     width: int = 32
     hidden: int = 256
     dropout: float = 0.3
-    mean: float = FASHION_MNIST_MEAN
-    std: float = FASHION_MNIST_STD
+    mean: PixelStatistic = FASHION_MNIST_MEAN
+    std: PixelStatistic = FASHION_MNIST_STD
+    blocks: int = 2
 
     @nn.compact
     def __call__(
         self, x: jax.Array, train: bool = False, return_features: bool = False
     ) -> jax.Array:
         norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)
-        x = ((x + 1.0) / 2.0 - self.mean) / self.std
-        for width in (self.width, 2 * self.width):
+        mean = jnp.asarray(self.mean, dtype=x.dtype)
+        std = jnp.asarray(self.std, dtype=x.dtype)
+        x = ((x + 1.0) / 2.0 - mean) / std
+        for width in (self.width * 2**b for b in range(self.blocks)):
             for _ in range(2):
                 x = nn.relu(norm()(nn.Conv(width, (3, 3), use_bias=False)(x)))
             x = nn.max_pool(x, (2, 2), strides=(2, 2))
@@ -136,8 +145,16 @@ class ModelSpec:
     classifier_width: int
     classifier_hidden: int
     classifier_dropout: float
-    pixel_mean: float = FASHION_MNIST_MEAN
-    pixel_std: float = FASHION_MNIST_STD
+    pixel_mean: PixelStatistic = FASHION_MNIST_MEAN
+    pixel_std: PixelStatistic = FASHION_MNIST_STD
+    classifier_blocks: int = 2  # models exported before this field have 2
+
+    def __post_init__(self):
+        # Per-channel statistics come back from JSON metadata as lists; modules must hash.
+        for name in ("pixel_mean", "pixel_std"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                object.__setattr__(self, name, tuple(float(v) for v in value))
 
     @classmethod
     def from_config(cls, config) -> "ModelSpec":
@@ -153,6 +170,7 @@ class ModelSpec:
             classifier_dropout=config.classifier.dropout,
             pixel_mean=config.classifier.pixel_mean,
             pixel_std=config.classifier.pixel_std,
+            classifier_blocks=config.classifier.get("blocks", 2),
         )
 
     def generator(self) -> Generator:
@@ -169,6 +187,7 @@ class ModelSpec:
             self.classifier_dropout,
             self.pixel_mean,
             self.pixel_std,
+            self.classifier_blocks,
         )
 
 

@@ -53,7 +53,11 @@ EXTENDABLE_KEYS = {"gan": ("gan_training", "epochs")}
 # Keys added after runs were already made, which a resumed run written before them may take on:
 # the generator's moving average is only read from the weights, never fed back into training.
 # (Whether the average can still start where the config says is checked when the state loads.)
-ADDED_KEYS = {"gan": (("gan_training", "ema_decay"), ("gan_training", "ema_start_epoch"))}
+ADDED_KEYS = {
+    "gan": (("gan_training", "ema_decay"), ("gan_training", "ema_start_epoch")),
+    # Classifiers trained before the key existed have two blocks, its default.
+    "classifier": (("classifier", "blocks"),),
+}
 # Config sections a training run of each kind never reads; a run resumes whatever they say now.
 NOT_READ_BY_TRAINING = {
     "classifier": ("analysis", "evaluation", "gan_training", "generator", "discriminator"),
