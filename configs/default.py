@@ -57,6 +57,8 @@ def get_config() -> ml_collections.ConfigDict:
             learning_rate=2e-3,
             weight_decay=1e-4,
             augment=True,
+            # The value shifted-in borders take: the background, black (-1) in Fashion-MNIST.
+            augment_fill=-1.0,
             log_every_steps=50,
             checkpoint_every_steps=500,
         )

@@ -48,7 +48,8 @@ def get_config() -> ml_collections.ConfigDict:
         )
     )
     config.classifier_training.update(
-        dict(epochs=8, log_every_steps=20, checkpoint_every_steps=200)
+        # Shifted-in borders are white, as the photos' backgrounds.
+        dict(epochs=8, augment_fill=1.0, log_every_steps=20, checkpoint_every_steps=200)
     )
     config.gan_training.update(
         dict(epochs=20, ema_start_epoch=12, ema_decay=0.995, log_every_steps=20,

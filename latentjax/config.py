@@ -51,6 +51,7 @@ _UNIT_INTERVAL = (
     "evaluation.confidence",
 )
 _NON_NEGATIVE = ("classifier_training.weight_decay",)
+_PIXEL_RANGE = ("classifier_training.augment_fill",)  # a pixel value in the generator's [-1, 1]
 _NON_NEGATIVE_INTS = ("seed", "train_examples", "gan_training.ema_start_epoch")
 
 
@@ -96,7 +97,7 @@ def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
     for keys, bounds in (
         (_POSITIVE_INTS, POSITIVE_INT), (_POSITIVE_FLOATS, POSITIVE),
         (_UNIT_INTERVAL, UNIT_INTERVAL), (_NON_NEGATIVE, NON_NEGATIVE),
-        (_NON_NEGATIVE_INTS, NON_NEGATIVE_INT),
+        (_NON_NEGATIVE_INTS, NON_NEGATIVE_INT), (_PIXEL_RANGE, dict(low=-1, high=1)),
     ):
         for key in keys:
             _check(_get(config, key), f"config.{key}", **bounds)

@@ -14,6 +14,27 @@ def test_shipped_configs_load_and_validate(name):
     assert config.latent_dim == 100 and config.dataset == "fashion_mnist"
 
 
+@pytest.mark.parametrize("name", ["zappos", "zappos_tiny"])
+def test_zappos_configs_describe_64x64_rgb_shoes(name):
+    config = config_lib.load_config(REPO / "configs" / f"{name}.py")
+    assert config.dataset == "ut_zappos50k" and (config.image_size, config.channels, config.num_classes) == (64, 3, 3)
+    assert config.analysis.pretrained == "ut_zappos50k" and tuple(config.analysis.cross_targets) == (2, 2, 0)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"classifier.pixel_mean": (0.5, 0.5)}, "config.classifier.pixel_mean=(0.5, 0.5): expected one number or config.channels=3 numbers (one per channel)."),
+        ({"classifier.pixel_std": (0.3, 0.0, 0.3)}, "config.classifier.pixel_std[1]=0.0: expected a positive number."),
+    ],
+)
+def test_per_channel_statistics_are_checked(overrides, message):
+    config = config_lib.load_config(REPO / "configs" / "zappos.py")
+    with pytest.raises(ConfigError) as info:
+        config_lib.apply_overrides(config, overrides)
+    assert str(info.value) == message
+
+
 def test_tiny_config_derives_from_default():
     tiny = config_lib.load_config(REPO / "configs" / "tiny.py")
     default = config_lib.load_config(REPO / "configs" / "default.py")
@@ -29,7 +50,9 @@ def test_tiny_config_derives_from_default():
         ("classifier.dropout=1.5", "config.classifier.dropout=1.5: expected a number in [0, 1)."),
         ("classifier_training.learning_rate=0.0", "config.classifier_training.learning_rate=0.0: expected a positive number."),
         ("seed=-1", "config.seed=-1: expected a non-negative integer."),
-        ("dataset='mnist'", "config.dataset='mnist': expected one of ['fashion_mnist']."),
+        ("dataset='mnist'", "config.dataset='mnist': expected one of ['fashion_mnist', 'ut_zappos50k', 'ut_zappos50k_four_classes']."),
+        ("classifier.blocks=5", "config.classifier.blocks=5: its 2x2 poolings shrink config.image_size=28 below one pixel; expected at most 4."),
+        ("classifier_training.augment_fill=2.0", "config.classifier_training.augment_fill=2.0: expected a number in [-1, 1]."),
         ("gan_training.batch_sise=8", "config.gan_training.batch_sise: no such key in this config."),
         ("latent_dim='big'", "config.latent_dim='big': wrong type, expected int."),
         ("latent_dim", "override 'latent_dim': expected KEY=VALUE, e.g. seed=3."),

@@ -74,3 +74,39 @@ def test_generator_vmaps_over_seeds(default_config):
     assert images.shape == (3, 2, 28, 28, 1)
     one = generator.apply(jax.tree.map(lambda a: a[1], stacked), z)
     np.testing.assert_allclose(images[1], one, atol=1e-5)
+
+
+def test_per_channel_statistics_and_three_blocks_for_64x64_rgb():
+    """configs/zappos.py's classifier: one mean and std per channel, three pooling blocks."""
+    from conftest import REPO
+    from latentjax import config as config_lib
+
+    config = config_lib.load_config(REPO / "configs" / "zappos.py")
+    spec = ModelSpec.from_config(config)
+    assert len(spec.pixel_mean) == 3 and spec.classifier_blocks == 3
+    x = jax.random.uniform(jax.random.key(0), (2, 64, 64, 3), minval=-1.0, maxval=1.0)
+    variables = spec.classifier().init(jax.random.key(1), x)
+    # Three 2x2 poolings: the dense layer reads an 8x8 grid of 4 * width channels.
+    dense = variables["params"]["Dense_0"]["kernel"]
+    assert dense.shape == (8 * 8 * 4 * config.classifier.width, config.classifier.hidden)
+    plain = models.Classifier(num_classes=3, width=spec.classifier_width, hidden=spec.classifier_hidden, blocks=3)
+    mean, std = (jnp.asarray(v)[None, None, None] for v in (spec.pixel_mean, spec.pixel_std))
+    standardised = ((x + 1.0) / 2.0 - mean) / std  # each channel by its own statistics
+    np.testing.assert_allclose(
+        models.make_classify(spec, variables)(x),
+        jax.nn.softmax(plain.apply(variables, 2.0 * standardised - 1.0), axis=-1),
+        atol=1e-5,
+    )
+
+
+def test_a_spec_read_back_from_json_metadata_is_hashable_and_equal():
+    import dataclasses
+    import json
+
+    spec = ModelSpec(
+        latent_dim=4, image_size=8, channels=3, num_classes=3, generator_width=2,
+        discriminator_width=2, classifier_width=2, classifier_hidden=4, classifier_dropout=0.0,
+        pixel_mean=(0.1, 0.2, 0.3), pixel_std=(0.4, 0.5, 0.6), classifier_blocks=3,
+    )
+    again = ModelSpec(**json.loads(json.dumps(dataclasses.asdict(spec))))  # lists come back
+    assert again == spec and hash(again.classifier()) == hash(spec.classifier())

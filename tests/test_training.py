@@ -358,3 +358,11 @@ def test_a_gan_run_pairs_with_a_shipped_classifier(stacked_runs, tmp_path):
     expected = jax.tree.map(lambda x: x[1], states["gan"]["generator_ema"])
     for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(models.generator_variables)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("fill", [-1.0, 1.0])
+def test_augmentation_fills_shifted_borders_with_the_background(fill):
+    images = jnp.zeros((64, 8, 8, 3))
+    shifted = training.augment(images, jax.random.key(0), max_shift=2, fill=fill)
+    values = np.unique(np.asarray(shifted))
+    assert set(values.tolist()) == {0.0, fill}  # nothing but the image and its background

@@ -22,10 +22,10 @@ from jax.tree_util import Partial
 
 Variables = Any  # {'params': ..., 'batch_stats': ...}
 
-# Fashion-MNIST training-set pixel statistics on the [0, 1] scale; the classifier standardises
-# its own input with them so callers always pass images in the generator's range [-1, 1].
-FASHION_MNIST_MEAN = 0.28604
-FASHION_MNIST_STD = 0.35302
+# The classifier standardises its own input with its data set's pixel statistics on the [0, 1]
+# scale (from the config: configs/default.py, configs/zappos.py), so callers always pass images
+# in the generator's range [-1, 1]. Without them it leaves the [0, 1] scale as it is.
+NO_STANDARDISATION = (0.0, 1.0)
 
 
 def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
@@ -107,8 +107,8 @@ class Classifier(nn.Module):
     width: int = 32
     hidden: int = 256
     dropout: float = 0.3
-    mean: PixelStatistic = FASHION_MNIST_MEAN
-    std: PixelStatistic = FASHION_MNIST_STD
+    mean: PixelStatistic = NO_STANDARDISATION[0]
+    std: PixelStatistic = NO_STANDARDISATION[1]
     blocks: int = 2
 
     @nn.compact
@@ -116,8 +116,9 @@ class Classifier(nn.Module):
         self, x: jax.Array, train: bool = False, return_features: bool = False
     ) -> jax.Array:
         norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)
-        mean = jnp.asarray(self.mean, dtype=x.dtype)
-        std = jnp.asarray(self.std, dtype=x.dtype)
+        # A scalar, or one value per channel on the last axis.
+        mean = jnp.asarray(self.mean, dtype=x.dtype).reshape(-1)[(None,) * (x.ndim - 1)]
+        std = jnp.asarray(self.std, dtype=x.dtype).reshape(-1)[(None,) * (x.ndim - 1)]
         x = ((x + 1.0) / 2.0 - mean) / std
         for width in (self.width * 2**b for b in range(self.blocks)):
             for _ in range(2):
@@ -145,8 +146,8 @@ class ModelSpec:
     classifier_width: int
     classifier_hidden: int
     classifier_dropout: float
-    pixel_mean: PixelStatistic = FASHION_MNIST_MEAN
-    pixel_std: PixelStatistic = FASHION_MNIST_STD
+    pixel_mean: PixelStatistic = NO_STANDARDISATION[0]
+    pixel_std: PixelStatistic = NO_STANDARDISATION[1]
     classifier_blocks: int = 2  # models exported before this field have 2
 
     def __post_init__(self):

@@ -56,7 +56,7 @@ EXTENDABLE_KEYS = {"gan": ("gan_training", "epochs")}
 ADDED_KEYS = {
     "gan": (("gan_training", "ema_decay"), ("gan_training", "ema_start_epoch")),
     # Classifiers trained before the key existed have two blocks, its default.
-    "classifier": (("classifier", "blocks"),),
+    "classifier": (("classifier", "blocks"), ("classifier_training", "augment_fill")),
 }
 # Config sections a training run of each kind never reads; a run resumes whatever they say now.
 NOT_READ_BY_TRAINING = {
@@ -368,14 +368,20 @@ def _jit_steps(step_fn: Callable, stacked: bool = False, layout: str | None = No
 # ----------------------------------------------------------------------------- classifier
 
 
-def augment(images: jax.Array, key: jax.Array, max_shift: int = 2) -> jax.Array:
-    """Random horizontal flips and shifts of up to ``max_shift`` pixels (background-filled)."""
+def augment(
+    images: jax.Array, key: jax.Array, max_shift: int = 2, fill: float = -1.0
+) -> jax.Array:
+    """Random horizontal flips and shifts of up to ``max_shift`` pixels.
+
+    The uncovered border takes the value ``fill``: the background of the data set (-1, black,
+    for Fashion-MNIST; +1, white, for catalog photos such as UT Zappos50K).
+    """
 
     def one(image, key):
         flip_key, shift_key = jax.random.split(key)
         image = jnp.where(jax.random.bernoulli(flip_key), image[:, ::-1], image)
         padded = jnp.pad(
-            image, ((max_shift, max_shift), (max_shift, max_shift), (0, 0)), constant_values=-1.0
+            image, ((max_shift, max_shift), (max_shift, max_shift), (0, 0)), constant_values=fill
         )
         offset = jax.random.randint(shift_key, (2,), 0, 2 * max_shift + 1)
         return jax.lax.dynamic_slice(padded, (offset[0], offset[1], 0), image.shape)
@@ -412,12 +418,13 @@ def make_classifier_step(config) -> Callable:
     module = ModelSpec.from_config(config).classifier()
     optimizer = classifier_optimizer(config)
     use_augment = config.classifier_training.augment
+    background = float(config.classifier_training.get("augment_fill", -1.0))
 
     def step(state, images, labels, key, step):
         del step  # the schedule counts steps in the optimizer state
         aug_key, dropout_key = jax.random.split(key)
         if use_augment:
-            images = augment(images, aug_key)
+            images = augment(images, aug_key, fill=background)
 
         def loss_fn(params):
             logits, updates = module.apply(
