@@ -5,6 +5,13 @@ their own GAN and classifier needs only this package.
 """
 
 from latentjax.analysis.apcr import APCRResult, compute_apcr
+from latentjax.analysis.finders import (
+    FINDERS,
+    DirectionEvaluation,
+    evaluate_directions,
+    find_directions,
+    register_finder,
+)
 from latentjax.analysis.latents import ClassLatents, Inversion, invert_images, sample_class_latents
 from latentjax.analysis.manipulation import ManipulationResult, compare_sets, manipulate, shift_codes
 from latentjax.analysis.parallel import (
@@ -35,6 +42,8 @@ from latentjax.analysis.weights import WeightResult, optimize_weights, weight_ob
 __all__ = [
     "APCRResult",
     "ClassLatents",
+    "DirectionEvaluation",
+    "FINDERS",
     "Inversion",
     "ManipulationResult",
     "WeightResult",
@@ -44,6 +53,8 @@ __all__ = [
     "chance_level",
     "compare_sets",
     "compute_apcr",
+    "evaluate_directions",
+    "find_directions",
     "controlling_set",
     "intersection_ratio",
     "invert_images",
@@ -56,6 +67,7 @@ __all__ = [
     "process_share",
     "random_k_mask",
     "ranked_indices",
+    "register_finder",
     "sample_class_latents",
     "shard_leading_axis",
     "shift_codes",

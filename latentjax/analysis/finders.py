@@ -1,0 +1,416 @@
+"""Direction finders: one signature for the paper's methods and the methods others use.
+
+A *finder* answers, for every class ``j``, "along which latent direction does class ``j``
+change?". Every finder has the signature::
+
+    finder(generate, classify, codes, key, *, k, **options) -> directions[C, N]
+
+with ``codes[C, S, N]`` the class code sets (``codes[j]`` of class ``j``). Row ``j`` is a
+direction that *raises* ``Q_j``, the classifier's probability of class ``j`` (so moving a
+class-``j`` code against it lowers ``Q_j``, as in the paper's manipulation). Sparse finders
+return ``sum_{i in R_j} s_ji e_i`` over a K-set ``R_j`` (entries ±1 on K dimensions); dense
+finders return unit vectors. :func:`evaluate_directions` compares both at equal L2 distances.
+
+Registered (``FINDERS``):
+
+- ``apcr``: Method A, the top-K APCR dimensions with their measured directions;
+- ``weights``: Method B, the controlling set ``C_j`` with the signs of ``w*``;
+- ``ganspace``: Härkönen et al. 2020. PCA of an early layer's activations ``y = f(z)`` over
+  prior codes, mapped back to the latent space by least squares, ``U = argmin ||X U - Z||``
+  with ``X`` the principal coordinates; per class the component (and sign) whose shift lowers
+  ``Q_j`` most;
+- ``sefa``: Shen and Zhou 2021. The top eigenvectors of ``A^T A`` for the generator's first
+  linear layer ``y = A z``; per class the eigenvector (and sign) whose shift lowers ``Q_j`` most;
+- ``interfacegan``: Shen et al. 2020. The unit normal of a linear SVM (scikit-learn's
+  ``LinearSVC``) separating prior codes the classifier gives class ``j`` from the rest;
+- ``random``, ``random_dense``: random signed K-sets and random unit vectors, the baselines.
+
+Register your own with :func:`register_finder`.
+
+>>> import jax, jax.numpy as jnp
+>>> classify = lambda x: jax.nn.softmax(3.0 * x, axis=-1)      # class j: z_j is the largest
+>>> codes = jnp.tile(jnp.eye(3)[:, None, :], (1, 4, 1))         # [C=3, S=4, N=3]
+>>> find_directions("apcr", lambda z: z, classify, codes, jax.random.key(0), k=1, m=2).tolist()
+[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from latentjax.analysis import _validation
+from latentjax.analysis._chunking import default_chunk_size, map_in_chunks
+from latentjax.analysis.apcr import compute_apcr
+from latentjax.analysis.parallel import as_pytree
+from latentjax.analysis.sets import controlling_set, random_k_mask, signed_directions, top_k_mask
+from latentjax.analysis.weights import optimize_weights
+
+Finder = Callable[..., jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredFinder:
+    """A finder with what the evaluation needs to know about it."""
+
+    name: str
+    fn: Finder
+    sparse: bool  # True: K-sets of ±1 entries; False: dense unit vectors
+    description: str
+
+
+FINDERS: dict[str, RegisteredFinder] = {}
+
+
+def register_finder(name: str, *, sparse: bool, description: str = "") -> Callable[[Finder], Finder]:
+    """Decorator: makes ``fn(generate, classify, codes, key, *, k, **options)`` a named finder.
+
+    >>> @register_finder("first_dims", sparse=True, description="the first K dimensions")
+    ... def first_dims(generate, classify, codes, key, *, k):
+    ...     return jnp.zeros(codes.shape[::2]).at[:, :k].set(1.0)
+    >>> "first_dims" in FINDERS
+    True
+    >>> del FINDERS["first_dims"]
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name={name!r}: expected a non-empty string.")
+
+    def decorate(fn: Finder) -> Finder:
+        if name in FINDERS and FINDERS[name].fn is not fn:
+            raise ValueError(f"a finder named {name!r} is already registered: pick another name.")
+        FINDERS[name] = RegisteredFinder(name, fn, sparse, description or (fn.__doc__ or "").split("\n")[0])
+        return fn
+
+    return decorate
+
+
+def find_directions(
+    name: str,
+    generate: Callable[[jax.Array], jax.Array],
+    classify: Callable[[jax.Array], jax.Array],
+    codes: jax.Array,
+    key: jax.Array,
+    *,
+    k: int = 10,
+    **options,
+) -> jax.Array:
+    """Runs the registered finder ``name``: ``directions[C, N]``, row ``j`` raising ``Q_j``."""
+    if name not in FINDERS:
+        raise ValueError(f"finder {name!r}: expected one of {sorted(FINDERS)} (or register_finder).")
+    _validation.check_codes(codes, ndim=3)
+    _validation.check_k(k, codes.shape[-1])
+    directions = FINDERS[name].fn(generate, classify, codes, key, k=k, **options)
+    expected = (codes.shape[0], codes.shape[-1])
+    if jnp.shape(directions) != expected:
+        raise ValueError(
+            f"finder {name!r} returned directions of shape {jnp.shape(directions)}: expected "
+            f"{expected}, one direction per code set."
+        )
+    return jnp.asarray(directions, jnp.float32)
+
+
+# ------------------------------------------------------------------------ the paper's methods
+
+
+@register_finder("apcr", sparse=True, description="Method A: top-K APCR dimensions, measured signs")
+def apcr_directions(generate, classify, codes, key, *, k, **apcr_options):
+    """Method A: ``sum_{i in H_j} sign_ij e_i`` over the top-K APCR dimensions of class ``j``."""
+    del key  # Method A is deterministic
+    result = compute_apcr(generate, classify, codes, **apcr_options)
+    return signed_directions(top_k_mask(result.apcr.T, k), result.directions.T)
+
+
+@register_finder("weights", sparse=True, description="Method B: controlling set, signs of w*")
+def weight_directions(generate, classify, codes, key, *, k, **weight_options):
+    """Method B: ``sum_{i in C_j} sign(w*_ji) e_i`` over the controlling set of class ``j``."""
+    result = optimize_weights(generate, classify, codes, key, **weight_options)
+    return signed_directions(controlling_set(result.weights, k=k), result.weights)
+
+
+# ------------------------------------------------------------------------------ baselines
+
+
+@register_finder("random", sparse=True, description="random K-sets with random signs")
+def random_sparse_directions(generate, classify, codes, key, *, k):
+    """Random signed K-sets, independently per class: the baseline of the sparse finders."""
+    del generate, classify
+    num_classes, _, latent_dim = codes.shape
+    set_key, sign_key = jax.random.split(key)
+    signs = jax.random.rademacher(sign_key, (num_classes, latent_dim), jnp.float32)
+    return signed_directions(random_k_mask(set_key, num_classes, latent_dim, k), signs)
+
+
+@register_finder("random_dense", sparse=False, description="random unit vectors")
+def random_dense_directions(generate, classify, codes, key, *, k):
+    """Random unit vectors (uniform on the sphere): the baseline of the dense finders."""
+    del generate, classify, k
+    vectors = jax.random.normal(key, (codes.shape[0], codes.shape[-1]))
+    return vectors / jnp.linalg.norm(vectors, axis=-1, keepdims=True)
+
+
+# ------------------------------------------------------------- candidates, chosen per class
+
+
+def _unit_rows(x: jax.Array) -> jax.Array:
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+@jax.jit
+def _probability_drops(generate, classify, codes, candidates, distance):
+    """``drop[C, P, 2]``: mean ``Q_j(z) - Q_j(z - d s u_p)`` over class ``j``'s codes, ``s = ±1``."""
+    num_classes, num_codes, latent_dim = codes.shape
+    signed = jnp.stack([candidates, -candidates], axis=1)  # [P, 2, N]
+    moved = codes[:, None, None] - distance * signed[None, :, :, None, :]  # [C, P, 2, S, N]
+    score = lambda z: classify(generate(z))
+    before = score(codes.reshape(-1, latent_dim)).reshape(num_classes, num_codes, -1)
+    after = map_in_chunks(score, moved.reshape(-1, latent_dim), default_chunk_size())
+    after = after.reshape(*moved.shape[:-1], -1)  # [C, P, 2, S, C']
+    own = jnp.arange(num_classes)
+    q_before = before[own, :, own]  # [C, S]
+    q_after = jnp.take_along_axis(after, own[:, None, None, None, None], axis=-1)[..., 0]
+    return jnp.mean(q_before[:, None, None, :] - q_after, axis=-1)
+
+
+def choose_per_class(generate, classify, codes, candidates, *, distance: float = 3.0) -> jax.Array:
+    """Per class, the candidate direction and sign whose shift by ``distance`` lowers ``Q_j`` most.
+
+    ``candidates[P, N]`` (normalised here). Returns ``[C, N]`` unit rows that *raise* ``Q_j``
+    (moving a class-``j`` code against row ``j`` lowers ``Q_j`` the most of all candidates).
+    """
+    generate, classify = as_pytree(generate), as_pytree(classify)
+    candidates = _unit_rows(jnp.asarray(candidates, jnp.float32))
+    drops = _probability_drops(generate, classify, jnp.asarray(codes), candidates, jnp.float32(distance))
+    flat = drops.reshape(drops.shape[0], -1)  # [C, P * 2]
+    best = jnp.argmax(flat, axis=-1)
+    index, sign = best // 2, jnp.where(best % 2 == 0, 1.0, -1.0)
+    return candidates[index] * sign[:, None]
+
+
+# ------------------------------------------------------------------------ SeFa and GANSpace
+
+
+def first_linear_kernel(generate, latent_dim: int) -> jax.Array:
+    """The one 2-D weight ``[latent_dim, D]`` in a generator pytree: its first linear layer.
+
+    Flax's ``Dense`` stores ``y = z @ kernel``, so ``A = kernel.T``.
+    """
+    candidates = [
+        leaf for leaf in jax.tree.leaves(generate)
+        if getattr(leaf, "ndim", 0) == 2 and leaf.shape[0] == latent_dim
+    ]
+    if len(candidates) != 1:
+        raise ValueError(
+            f"found {len(candidates)} weights of shape [{latent_dim}, D] in the generator "
+            "pytree: pass first_layer= (the [N, D] matrix of its first linear layer, y = z @ W)."
+        )
+    return candidates[0]
+
+
+@register_finder("sefa", sparse=False, description="SeFa: eigenvectors of A^T A, first layer")
+def sefa_directions(
+    generate, classify, codes, key, *, k, first_layer=None, components: int = 10, distance: float = 3.0
+):
+    """SeFa (Shen and Zhou 2021): top eigenvectors of ``A^T A``, chosen per class by ``Q_j``.
+
+    ``first_layer``: the ``[N, D]`` weight of the generator's first linear layer
+    (``y = z @ W``, so ``A = W^T`` and ``A^T A = W W^T``); by default the only such matrix in
+    the generator pytree.
+    """
+    del key, k
+    latent_dim = codes.shape[-1]
+    weight = first_linear_kernel(generate, latent_dim) if first_layer is None else jnp.asarray(first_layer)
+    _, vectors = jnp.linalg.eigh(weight @ weight.T)  # ascending eigenvalues
+    top = vectors[:, ::-1][:, : min(components, latent_dim)].T  # [P, N]
+    return choose_per_class(generate, classify, codes, top, distance=distance)
+
+
+def principal_latent_directions(layer, codes_prior: jax.Array, components: int) -> jax.Array:
+    """GANSpace's latent directions: ``[P, N]`` rows (unit) from PCA of ``layer(z)``.
+
+    ``X = (Y - mean) V_P`` are the principal coordinates of ``Y = layer(Z)``; the directions
+    are the rows of ``U = argmin_U ||X U - Z||`` (least squares), as GANSpace does for BigGAN.
+    """
+    activations = layer(codes_prior)
+    activations = activations.reshape(activations.shape[0], -1)
+    centred = activations - activations.mean(axis=0, keepdims=True)
+    _, _, vt = jnp.linalg.svd(centred, full_matrices=False)
+    coordinates = centred @ vt[:components].T  # [M, P]
+    latent_centred = codes_prior - codes_prior.mean(axis=0, keepdims=True)
+    solution, *_ = jnp.linalg.lstsq(coordinates, latent_centred)
+    return _unit_rows(solution)  # [P, N]
+
+
+@register_finder("ganspace", sparse=False, description="GANSpace: PCA of an early layer, regressed to z")
+def ganspace_directions(
+    generate, classify, codes, key, *, k, layer=None, samples: int = 4096, components: int = 10,
+    distance: float = 3.0,
+):
+    """GANSpace (Härkönen et al. 2020), chosen per class by ``Q_j``.
+
+    ``layer``: ``z -> activations`` of an early generator layer (the shipped generators expose
+    their first layer as ``latentjax.models.make_generator_layer``); by default the image
+    itself (PCA of pixels).
+    """
+    del k
+    prior = jax.random.normal(key, (samples, codes.shape[-1]))
+    layer = generate if layer is None else layer
+    directions = principal_latent_directions(layer, prior, components)
+    return choose_per_class(generate, classify, codes, directions, distance=distance)
+
+
+# -------------------------------------------------------------------------------- InterFaceGAN
+
+
+@register_finder("interfacegan", sparse=False, description="InterFaceGAN: linear SVM normal")
+def interfacegan_directions(
+    generate, classify, codes, key, *, k, samples: int = 4096, regularisation: float = 1.0
+):
+    """InterFaceGAN (Shen et al. 2020): per class the unit normal of a linear SVM separating prior
+    codes classified as ``j`` from the rest (scikit-learn's ``LinearSVC``), pointing to ``j``."""
+    import numpy as np
+
+    try:
+        from sklearn.svm import LinearSVC
+    except ImportError as exc:  # the core imports nothing from latentjax, so no shared helper
+        raise ImportError(
+            "the interfacegan finder needs scikit-learn: pip install 'latentjax[report]'"
+        ) from exc
+    del k
+    prior = jax.random.normal(key, (samples, codes.shape[-1]))
+    generate, classify = as_pytree(generate), as_pytree(classify)
+    labels = np.asarray(
+        jnp.argmax(map_in_chunks(lambda z: classify(generate(z)), prior, default_chunk_size()), axis=-1)
+    )
+    normals = []
+    for j in range(codes.shape[0]):
+        inside = labels == j
+        if inside.sum() < 2 or (~inside).sum() < 2:
+            raise ValueError(
+                f"interfacegan: {int(inside.sum())} of {samples} prior codes are classified as "
+                f"class {j}; expected at least 2 on each side of its boundary (raise samples=)."
+            )
+        svm = LinearSVC(C=regularisation, dual="auto", max_iter=10_000)
+        svm.fit(np.asarray(prior), inside)
+        normals.append(svm.coef_[0] / np.linalg.norm(svm.coef_[0]))
+    return jnp.asarray(np.stack(normals), jnp.float32)
+
+
+# ---------------------------------------------------------------------------- the evaluation
+
+
+class DirectionEvaluation(NamedTuple):
+    """Measures per class and distance, ``[C, T]`` each, of codes moved along unit directions.
+
+    - ``probability_drop``: mean ``Q_s(z) - Q_s(z')`` of the source class ``s``;
+    - ``flip_rate``: share of codes whose argmax leaves ``s``;
+    - ``target_share``: share whose argmax is the target (cross class; in the same-class mode
+      there is no target and it equals ``flip_rate``);
+    - ``off_target_change``: mean ``sum_c |p_c(z') - p_c(z)|`` over the classes that are neither
+      the source nor the class reached (the target, or the argmax after the move): how much the
+      move disturbs classes it is not about (lower is more specific);
+    - ``pixel_change``: mean absolute pixel change on the [0, 1] scale.
+    """
+
+    distances: jax.Array
+    probability_drop: jax.Array
+    flip_rate: jax.Array
+    target_share: jax.Array
+    off_target_change: jax.Array
+    pixel_change: jax.Array
+
+
+def evaluate_directions(
+    generate: Callable[[jax.Array], jax.Array],
+    classify: Callable[[jax.Array], jax.Array],
+    codes: jax.Array,
+    directions: jax.Array,
+    distances,
+    *,
+    mode: str = "same",
+    targets=None,
+    chunk_size: int | None = None,
+) -> DirectionEvaluation:
+    """Moves class codes by equal L2 distances along each finder's directions and scores them.
+
+    Row ``j`` of ``directions[C, N]`` is normalised to a unit vector ``v_j``; a K-set with ±1
+    entries then moves each of its dimensions by ``t / sqrt(K)`` at distance ``t``, so sparse and
+    dense finders are compared at equal ``||z' - z|| = t``.
+
+    - ``mode='same'``: ``z' = z - t v_s`` for the codes of class ``s`` (against the direction
+      that raises ``Q_s``);
+    - ``mode='cross'``: ``z' = z + t v_{targets[s]}``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> classify = lambda x: jax.nn.softmax(3.0 * x[:, :2], axis=-1)
+    >>> codes = jnp.stack([jnp.tile(jnp.array([1.0, 0.0]), (4, 1)), jnp.tile(jnp.array([0.0, 1.0]), (4, 1))])
+    >>> e = evaluate_directions(lambda z: z, classify, codes, jnp.eye(2), [0.0, 2.0])
+    >>> e.flip_rate.tolist()
+    [[0.0, 1.0], [0.0, 1.0]]
+    """
+    _validation.check_codes(codes, ndim=3)
+    num_classes, _, latent_dim = codes.shape
+    if jnp.shape(directions) != (num_classes, latent_dim):
+        raise ValueError(
+            f"directions have shape {jnp.shape(directions)}: expected ({num_classes}, {latent_dim})."
+        )
+    if mode not in ("same", "cross"):
+        raise ValueError(f"mode={mode!r}: expected 'same' or 'cross'.")
+    if mode == "cross":
+        if targets is None or jnp.shape(targets) != (num_classes,):
+            raise ValueError(f"targets={targets!r}: expected {num_classes} class indices for mode='cross'.")
+        targets = jnp.asarray(targets, jnp.int32)
+    else:
+        targets = jnp.arange(num_classes, dtype=jnp.int32)
+    distances = jnp.asarray(distances, jnp.float32).reshape(-1)
+    norms = jnp.linalg.norm(jnp.asarray(directions, jnp.float32), axis=-1)
+    if _validation.is_concrete(norms) and bool(jnp.any(norms == 0)):
+        raise ValueError(f"direction {int(jnp.argmax(norms == 0))} is zero: expected a direction to move along.")
+    generate, classify = as_pytree(generate), as_pytree(classify)
+    result = _evaluate_jit(
+        generate, classify, jnp.asarray(codes, jnp.float32), _unit_rows(jnp.asarray(directions, jnp.float32)),
+        distances, targets, same=mode == "same", chunk_size=int(chunk_size or default_chunk_size()),
+    )
+    return result
+
+
+def _evaluate_core(generate, classify, codes, units, distances, targets, *, same, chunk_size):
+    num_classes, num_codes, latent_dim = codes.shape
+    sign = -1.0 if same else 1.0
+    along = units[targets]  # [C, N]: the source's own (same) or its target's (cross) direction
+    moved = codes[:, None] + sign * distances[None, :, None, None] * along[:, None, None, :]  # [C, T, S, N]
+
+    def images_and_probs(z):
+        x = generate(z)
+        return x, classify(x)
+
+    x0, p0 = map_in_chunks(images_and_probs, codes.reshape(-1, latent_dim), chunk_size)
+    x1, p1 = map_in_chunks(images_and_probs, moved.reshape(-1, latent_dim), chunk_size)
+    num_outputs = p0.shape[-1]
+    p0 = p0.reshape(num_classes, 1, num_codes, num_outputs)
+    p1 = p1.reshape(num_classes, distances.shape[0], num_codes, num_outputs)
+    x0 = x0.reshape(num_classes, 1, num_codes, -1)
+    x1 = x1.reshape(num_classes, distances.shape[0], num_codes, -1)
+    source = jnp.arange(num_classes)[:, None, None]
+    reached = jnp.argmax(p1, axis=-1)
+    target = targets[:, None, None] if not same else reached
+    classes = jnp.arange(num_outputs)[None, None, None, :]
+    off = (classes != source[..., None]) & (classes != target[..., None])
+    mean = lambda v: jnp.mean(v.astype(jnp.float32), axis=-1)
+    q0 = jnp.take_along_axis(p0, source[..., None], axis=-1)[..., 0]
+    q1 = jnp.take_along_axis(p1, source[..., None], axis=-1)[..., 0]
+    flipped = reached != source
+    return DirectionEvaluation(
+        distances=distances,
+        probability_drop=mean(q0 - q1),
+        flip_rate=mean(flipped),
+        target_share=mean(flipped if same else reached == targets[:, None, None]),
+        off_target_change=mean(jnp.sum(jnp.where(off, jnp.abs(p1 - p0), 0.0), axis=-1)),
+        pixel_change=mean(jnp.mean(jnp.abs(x1 - x0), axis=-1) / 2.0),
+    )
+
+
+_evaluate_jit = jax.jit(_evaluate_core, static_argnames=("same", "chunk_size"))
