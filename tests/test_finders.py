@@ -139,3 +139,13 @@ def test_the_shipped_generator_exposes_its_first_linear_layer():
     models = lj.load_pretrained("fashion_mnist")
     kernel = finders.first_linear_kernel(models.generate, 100)
     np.testing.assert_array_equal(kernel, models.generator_variables["params"]["Dense_0"]["kernel"])
+
+
+def test_the_shipped_generators_first_layer_is_its_dense_output():
+    from latentjax.models import make_generator_layer
+
+    models = lj.load_pretrained("fashion_mnist")
+    layer = make_generator_layer(models.spec, models.generator_variables)
+    z = jax.random.normal(jax.random.key(0), (3, 100))
+    dense = models.generator_variables["params"]["Dense_0"]
+    np.testing.assert_allclose(layer(z), z @ dense["kernel"] + dense["bias"][None], atol=1e-4)

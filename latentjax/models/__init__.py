@@ -22,6 +22,7 @@ from latentjax.models.networks import (
     ModelSpec,
     make_classify,
     make_features,
+    make_generator_layer,
     make_generate,
 )
 
@@ -32,5 +33,6 @@ __all__ = [
     "ModelSpec",
     "make_classify",
     "make_features",
+    "make_generator_layer",
     "make_generate",
 ]

@@ -202,11 +202,17 @@ class ModelApply:
     """
 
     module: nn.Module
-    output: str  # 'images' (generator), 'probabilities' or 'features' (classifier)
+    output: str  # 'images' or 'first_layer' (generator), 'probabilities' or 'features' (classifier)
 
     def __call__(self, variables: Variables, x: jax.Array) -> jax.Array:
         if self.output == "images":
             return self.module.apply(variables, x, train=False)
+        if self.output == "first_layer":
+            _, state = self.module.apply(
+                variables, x, train=False, mutable=["intermediates"],
+                capture_intermediates=lambda module, method: module.name == "Dense_0",
+            )
+            return state["intermediates"]["Dense_0"]["__call__"][0]
         if self.output == "features":
             return self.module.apply(variables, x, train=False, return_features=True)
         return jax.nn.softmax(self.module.apply(variables, x, train=False), axis=-1)
@@ -220,6 +226,12 @@ def make_generate(spec: ModelSpec, variables: Variables) -> Partial:
     weights instead of baking them in, and ``latentjax.stack_pytrees`` stacks seeds for ``vmap``.
     """
     return Partial(ModelApply(spec.generator(), "images"), variables)
+
+
+def make_generator_layer(spec: ModelSpec, variables: Variables) -> Partial:
+    """The generator's first linear layer as a model pytree, ``z -> y[B, D]``: the early layer
+    whose activations GANSpace analyses (``find_directions('ganspace', ..., layer=...)``)."""
+    return Partial(ModelApply(spec.generator(), "first_layer"), variables)
 
 
 def make_classify(spec: ModelSpec, variables: Variables) -> Partial:
