@@ -12,6 +12,26 @@ import ml_collections
 from default import get_config as _default  # configs/ is on sys.path while this file loads
 
 
+# The reproduction on the shipped models with a handful of codes: checks plumbing only
+# (configs/zappos_tiny.py uses it too).
+TINY_ANALYSIS = dict(
+    seeds=(0, 1),
+    samples_per_class=2,
+    # Few prior codes pass 0.9 for the rarest classes; 0.5 keeps the draw short.
+    threshold=0.5,
+    m=1,
+    k=3,
+    weight_steps=3,
+    weight_batch=2,
+    num_alphas=3,
+    manipulation_samples=2,
+    inversion_per_class=2,
+    inversion_steps=3,
+    tsne_perplexity=3.0,
+    knn_k=1,
+)
+
+
 def get_config() -> ml_collections.ConfigDict:
     config = _default()
     config.train_examples = 64
@@ -30,24 +50,7 @@ def get_config() -> ml_collections.ConfigDict:
     )
     config.evaluation.update(dict(num_samples=64, batch_size=32))
     # The reproduction on the shipped models with a handful of codes: checks plumbing only.
-    config.analysis.update(
-        dict(
-            seeds=(0, 1),
-            samples_per_class=2,
-            # Few prior codes pass 0.9 for the rarest classes; 0.5 keeps the draw short.
-            threshold=0.5,
-            m=1,
-            k=3,
-            weight_steps=3,
-            weight_batch=2,
-            num_alphas=3,
-            manipulation_samples=2,
-            inversion_per_class=2,
-            inversion_steps=3,
-            tsne_perplexity=3.0,
-            knn_k=1,
-        )
-    )
+    config.analysis.update(TINY_ANALYSIS)
     # A 4-cell sweep of the shipped models (tests: tables, intervals, resume).
     config.sweep = ml_collections.ConfigDict(
         dict(

@@ -10,26 +10,12 @@ numbers mean nothing.
 
 import ml_collections
 
-from zappos import get_config as _zappos  # configs/ is on sys.path while this file loads
+from tiny import TINY_ANALYSIS  # configs/ is on sys.path while this file loads
+from zappos import get_config as _zappos
 
 
 def get_config() -> ml_collections.ConfigDict:
     config = _zappos()
     config.evaluation.update(dict(num_samples=64, batch_size=32))
-    config.analysis.update(
-        dict(
-            seeds=(0, 1),
-            samples_per_class=2,
-            m=1,
-            k=3,
-            weight_steps=3,
-            weight_batch=2,
-            num_alphas=3,
-            manipulation_samples=2,
-            inversion_per_class=2,
-            inversion_steps=3,
-            tsne_perplexity=3.0,
-            knn_k=1,
-        )
-    )
+    config.analysis.update(TINY_ANALYSIS)
     return config

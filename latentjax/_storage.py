@@ -56,7 +56,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
-def _digest(path: pathlib.Path) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file, read a megabyte at a time."""
     sha = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -79,7 +80,7 @@ def write_checksums(directory: str | os.PathLike) -> None:
     content is trusted: ``latentjax.models.checkpoints.write_checksums(folder)``.
     """
     directory = pathlib.Path(directory)
-    digests = {name: _digest(p) for name, p in _files(directory).items()}
+    digests = {name: sha256_file(p) for name, p in _files(directory).items()}
     atomic_write_text(directory / CHECKSUM_FILE, json.dumps({"sha256": digests}, indent=1))
 
 
@@ -100,7 +101,7 @@ def verify_checksums(directory: str | os.PathLike) -> None:
     for name, digest in expected.items():
         if name not in found:
             raise IntegrityError(f"{str(directory / name)!r} is missing; write the folder again.")
-        if _digest(found[name]) != digest:
+        if sha256_file(found[name]) != digest:
             raise IntegrityError(
                 f"{str(directory / name)!r} does not match its checksum (damaged or changed "
                 "after it was written); write the folder again."

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
+from latentjax._storage import sha256_file
 from latentjax.errors import DataUnavailableError
 
 IMAGE_SIZE = 64
@@ -100,14 +101,6 @@ def square_and_resize(jpeg: bytes, size: int = IMAGE_SIZE, name: str = "image") 
     return np.asarray(square.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
-def sha256_of(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _official_files(root: pathlib.Path, class_folders: tuple[str, ...]) -> list[SourceFile]:
     """The official tree: a folder, or the zip as downloaded (read without unpacking)."""
     folder, archive = root / OFFICIAL_FOLDER, root / OFFICIAL_ZIP
@@ -146,7 +139,7 @@ def _official_files(root: pathlib.Path, class_folders: tuple[str, ...]) -> list[
 
 def _archive_files(path: pathlib.Path) -> list[SourceFile]:
     """The class-folder archive, checked against its SHA-256 before a byte is used."""
-    digest = sha256_of(path)
+    digest = sha256_file(path)
     if digest != ARCHIVE_SHA256:
         raise DataUnavailableError(
             f"ut_zappos50k: {str(path)!r} has SHA-256 {digest}, expected {ARCHIVE_SHA256} "
