@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         help="with runs of several config.model_seeds: which seed's models (default the first)",
     )
     p.add_argument("--output", default=None, help="also write the numbers to this new JSON file")
+    p.add_argument(
+        "--samples-grid",
+        default=None,
+        help="also write 100 generator samples (codes from key 0) as a 10x10 PNG grid to this new file",
+    )
 
     p = with_config(sub.add_parser("reproduce", help="reproduce the paper: Table 1, figures, report"))
     p.add_argument("--workdir", default=None, help="new run directory (default: runs/reproduce-<time>)")
@@ -122,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Imported here so that `latentjax --help` answers at once.
         from latentjax import config as config_lib
+        from latentjax._storage import atomic_write_text
         from latentjax.experiment import workflows
         from latentjax.models import training
 
@@ -133,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train-gan":
             training.train_gan(config, args.workdir, resume=args.resume)
         elif args.command == "evaluate":
-            if args.output and pathlib.Path(args.output).exists():
-                raise FileExistsError(f"{args.output} exists; refusing to overwrite it.")
+            for path in (args.output, args.samples_grid):
+                if path and pathlib.Path(path).exists():
+                    raise FileExistsError(f"{path} exists; refusing to overwrite it.")
             models = workflows.load_models(
                 config,
                 pretrained=args.pretrained,
@@ -146,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             quality = workflows.evaluate_models(config, models)
             _print_quality(quality)
             if args.output:
-                pathlib.Path(args.output).write_text(json.dumps(quality, indent=2))
+                atomic_write_text(args.output, json.dumps(quality, indent=2))
+            if args.samples_grid:
+                from latentjax.images import save_image_grid
+
+                save_image_grid(args.samples_grid, workflows.sample_images(models, 100, seed=0), ncols=10)
         elif args.command == "reproduce":
             from latentjax.experiment import reproduce
 

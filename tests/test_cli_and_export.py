@@ -84,8 +84,13 @@ def test_train_evaluate_export_and_load(tmp_path, tfds_dir, capsys):
     output = tmp_path / "quality.json"
     assert cli.main(["evaluate", *common, *runs, "--gan-weights", "last"]) == 0
     last_printed = capsys.readouterr().out
-    assert cli.main(["evaluate", *common, *runs, "--output", str(output)]) == 0
+    grid = tmp_path / "samples.png"
+    assert cli.main(["evaluate", *common, *runs, "--output", str(output), "--samples-grid", str(grid)]) == 0
     printed = capsys.readouterr().out
+    import matplotlib.image
+
+    assert matplotlib.image.imread(grid).shape[:2] == (2 * (10 * 29 + 1),) * 2  # 10x10 tiles of 28 + 1 px, doubled
+    assert cli.main(["evaluate", *common, *runs, "--samples-grid", str(grid)]) == 2  # never overwritten
     assert "classifier test accuracy:" in printed and "untrained generator vs test" in printed
     # The tiny config averages from step 0 with decay 0.5: the two generators differ.
     assert last_printed.splitlines()[2:4] != printed.splitlines()[2:4]
