@@ -37,7 +37,9 @@ def get_config() -> ml_collections.ConfigDict:
     # of default.py's floats.
     config.classifier = ml_collections.ConfigDict(
         dict(
-            dropout=0.3,
+            # Lighter dropout than Fashion-MNIST's 0.3: with 0.3 and 8 epochs the classifier
+            # underfits (train and test accuracy both 95%, Sandal the class it misses).
+            dropout=0.1,
             width=16,
             hidden=128,
             blocks=3,  # 64 -> 8 before the dense layer, which stays at 0.5 M weights
@@ -49,7 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
     )
     config.classifier_training.update(
         # Shifted-in borders are white, as the photos' backgrounds.
-        dict(epochs=8, augment_fill=1.0, log_every_steps=20, checkpoint_every_steps=200)
+        dict(epochs=12, augment_fill=1.0, log_every_steps=20, checkpoint_every_steps=200)
     )
     config.gan_training.update(
         dict(epochs=20, ema_start_epoch=12, ema_decay=0.995, log_every_steps=20,

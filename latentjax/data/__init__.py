@@ -6,7 +6,9 @@ the split into memory. Where the dataset's canonical files are in a local folder
 folder: TFDS takes the files from there instead of the network and verifies them against its
 registered checksums. Otherwise TFDS downloads as usual. With neither, a
 :class:`~latentjax.errors.DataUnavailableError` says within seconds what to put where, instead of
-TFDS retrying for minutes.
+TFDS retrying for minutes. ``load_split('ut_zappos50k', ...)`` goes the same way through
+latentjax's own TFDS builder (:mod:`latentjax.data.ut_zappos50k`), which has no download and
+builds from the manual folder only.
 
 Images come back as float32 in [-1, 1] (the generator's range), shape ``[n, H, W, C]``; labels as
 int32. TensorFlow is imported only here, lazily, and is kept off GPUs and TPUs so that it never
