@@ -13,9 +13,18 @@ Train (run directories resume where they stopped), evaluate and export:
     latentjax export --config configs/zappos.py --classifier-run runs/zappos-classifier \
         --gan-run runs/zappos-gan --destination latentjax/pretrained/ut_zappos50k
 
-Analyse the shipped models (docs/results.md, "UT Zappos50K", has the measured numbers):
+Expected (measured, docs/results.md, "UT Zappos50K"): classifier test accuracy 98.33%
+(12 epochs); GAN (20 epochs, exported as the moving average of its generator from epoch 12)
+with class shares 41.2% / 29.0% / 29.8%, 68.5% of samples at p >= 0.9, Fréchet distance 9.3 in
+classifier features (real train vs test 0.42, untrained generator 103). On a 2-core CPU shared
+by both runs: GAN 99 minutes, classifier 36 minutes.
+
+Analyse the shipped models:
 
     latentjax reproduce --config configs/zappos.py --workdir runs/zappos
+
+Expected: 14 min 21 s on a 2-core CPU; Table 1 mean IR 0.39 ± 0.10 over 3 seeds (Boot 0.57,
+Sandal 0.33, Shoe 0.27; chance 0.10; the paper prints no numbers for this dataset).
 """
 
 import ml_collections
