@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from latentjax.analysis import _validation
 from latentjax.analysis._chunking import default_chunk_size, map_in_chunks
@@ -271,8 +272,6 @@ def interfacegan_directions(
 ):
     """InterFaceGAN (Shen et al. 2020): per class the unit normal of a linear SVM separating prior
     codes classified as ``j`` from the rest (scikit-learn's ``LinearSVC``), pointing to ``j``."""
-    import numpy as np
-
     try:
         from sklearn.svm import LinearSVC
     except ImportError as exc:  # the core imports nothing from latentjax, so no shared helper

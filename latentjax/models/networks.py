@@ -208,11 +208,10 @@ class ModelApply:
         if self.output == "images":
             return self.module.apply(variables, x, train=False)
         if self.output == "first_layer":
-            _, state = self.module.apply(
-                variables, x, train=False, mutable=["intermediates"],
-                capture_intermediates=lambda module, method: module.name == "Dense_0",
-            )
-            return state["intermediates"]["Dense_0"]["__call__"][0]
+            # The generator's first layer is a plain Dense: its output needs no forward pass
+            # through the rest of the network.
+            dense = variables["params"]["Dense_0"]
+            return x @ dense["kernel"] + dense["bias"][None]
         if self.output == "features":
             return self.module.apply(variables, x, train=False, return_features=True)
         return jax.nn.softmax(self.module.apply(variables, x, train=False), axis=-1)
