@@ -107,6 +107,11 @@ def test_on_the_planted_model_the_papers_sets_beat_random_at_equal_distance():
     distances = [2.0, 4.0]
     found = lj.evaluate_directions(planted.generate, planted.classify, codes, apcr, distances)
     chance = lj.evaluate_directions(planted.generate, planted.classify, codes, random, distances)
+    # Stacked finders are scored in one program, with the numbers of one call each.
+    both = lj.evaluate_directions(planted.generate, planted.classify, codes, jnp.stack([apcr, random]), distances)
+    for field in ("probability_drop", "flip_rate", "off_target_change", "pixel_change"):
+        np.testing.assert_allclose(getattr(both, field)[0], getattr(found, field), atol=1e-6)
+        np.testing.assert_allclose(getattr(both, field)[1], getattr(chance, field), atol=1e-6)
     assert float(found.flip_rate[:, -1].mean()) > 0.9
     assert float(found.flip_rate[:, -1].mean()) > float(chance.flip_rate[:, -1].mean()) + 0.3
     targets = jnp.array([1, 2, 3, 0])
@@ -133,6 +138,12 @@ def test_registering_a_finder_and_bad_input():
     with pytest.raises(ValueError, match=r"direction 1 is zero"):
         lj.evaluate_directions(lambda z: z, lambda x: jax.nn.softmax(x), jnp.zeros((2, 3, N)),
                                jnp.zeros((2, N)).at[0, 0].set(1.0), [1.0])
+    with pytest.raises(ValueError, match=r"direction \(1, 0\) is zero"):
+        lj.evaluate_directions(lambda z: z, lambda x: jax.nn.softmax(x), jnp.zeros((2, 3, N)),
+                               jnp.ones((2, 2, N)).at[1, 0].set(0.0), [1.0])
+    with pytest.raises(ValueError, match=r"expected \(\.\.\., 2, 12\)"):
+        lj.evaluate_directions(lambda z: z, lambda x: jax.nn.softmax(x), jnp.zeros((2, 3, N)),
+                               jnp.ones((3, N)), [1.0])
 
 
 def test_the_shipped_generator_exposes_its_first_linear_layer():
@@ -141,11 +152,16 @@ def test_the_shipped_generator_exposes_its_first_linear_layer():
     np.testing.assert_array_equal(kernel, models.generator_variables["params"]["Dense_0"]["kernel"])
 
 
-def test_the_shipped_generators_first_layer_is_its_dense_output():
+def test_the_shipped_generators_first_block_is_its_batch_normalised_dense_output():
     from latentjax.models import make_generator_layer
 
     models = lj.load_pretrained("fashion_mnist")
     layer = make_generator_layer(models.spec, models.generator_variables)
     z = jax.random.normal(jax.random.key(0), (3, 100))
-    dense = models.generator_variables["params"]["Dense_0"]
-    np.testing.assert_allclose(layer(z), z @ dense["kernel"] + dense["bias"][None], atol=1e-4)
+    # Flax's own BatchNorm output inside the whole generator, captured, then the ReLU.
+    _, state = models.spec.generator().apply(
+        models.generator_variables, z, train=False, capture_intermediates=True
+    )
+    expected = jax.nn.relu(state["intermediates"]["BatchNorm_0"]["__call__"][0])
+    np.testing.assert_allclose(layer(z), expected, atol=1e-4)
+    assert float(jnp.mean(layer(z) == 0)) > 0.1  # the ReLU is there: GANSpace's PCA is not SeFa's

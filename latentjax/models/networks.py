@@ -20,6 +20,9 @@ import jax
 import jax.numpy as jnp
 from jax.tree_util import Partial
 
+#: Flax's BatchNorm epsilon (its default), used where the first block is computed from weights.
+BATCH_NORM_EPSILON = 1e-5
+
 Variables = Any  # {'params': ..., 'batch_stats': ...}
 
 # The classifier standardises its own input with its data set's pixel statistics on the [0, 1]
@@ -66,7 +69,9 @@ class Generator(nn.Module):
         n_up = num_upsamplings(self.image_size)
         start = self.image_size // 2**n_up
         width = self.base_width * 2**n_up
-        norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)
+        norm = lambda: nn.BatchNorm(
+            use_running_average=not train, momentum=self.bn_momentum, epsilon=BATCH_NORM_EPSILON
+        )
         x = nn.Dense(start * start * width)(z)
         x = nn.relu(norm()(x)).reshape(z.shape[0], start, start, width)
         for _ in range(n_up):
@@ -202,16 +207,19 @@ class ModelApply:
     """
 
     module: nn.Module
-    output: str  # 'images' or 'first_layer' (generator), 'probabilities' or 'features' (classifier)
+    output: str  # 'images' or 'first_block' (generator), 'probabilities' or 'features' (classifier)
 
     def __call__(self, variables: Variables, x: jax.Array) -> jax.Array:
         if self.output == "images":
             return self.module.apply(variables, x, train=False)
-        if self.output == "first_layer":
-            # The generator's first layer is a plain Dense: its output needs no forward pass
-            # through the rest of the network.
-            dense = variables["params"]["Dense_0"]
-            return x @ dense["kernel"] + dense["bias"][None]
+        if self.output == "first_block":
+            # Dense -> BatchNorm (running statistics) -> ReLU, computed from the weights: no
+            # forward pass through the rest of the network.
+            dense, norm = variables["params"]["Dense_0"], variables["params"]["BatchNorm_0"]
+            stats = variables["batch_stats"]["BatchNorm_0"]
+            y = x @ dense["kernel"] + dense["bias"][None]
+            y = (y - stats["mean"][None]) * jax.lax.rsqrt(stats["var"][None] + BATCH_NORM_EPSILON)
+            return jax.nn.relu(y * norm["scale"][None] + norm["bias"][None])
         if self.output == "features":
             return self.module.apply(variables, x, train=False, return_features=True)
         return jax.nn.softmax(self.module.apply(variables, x, train=False), axis=-1)
@@ -228,9 +236,13 @@ def make_generate(spec: ModelSpec, variables: Variables) -> Partial:
 
 
 def make_generator_layer(spec: ModelSpec, variables: Variables) -> Partial:
-    """The generator's first linear layer as a model pytree, ``z -> y[B, D]``: the early layer
-    whose activations GANSpace analyses (``find_directions('ganspace', ..., layer=...)``)."""
-    return Partial(ModelApply(spec.generator(), "first_layer"), variables)
+    """The generator's first block as a model pytree, ``z -> relu(BN(z W + b))[B, D]``: the early
+    layer whose activations GANSpace analyses (``find_directions('ganspace', ..., layer=...)``).
+
+    After the nonlinearity, not the linear output: PCA of ``z W + b`` over Gaussian ``z`` has the
+    eigenvectors of ``W W^T`` for directions, which is SeFa's answer again.
+    """
+    return Partial(ModelApply(spec.generator(), "first_block"), variables)
 
 
 def make_classify(spec: ModelSpec, variables: Variables) -> Partial:
