@@ -135,6 +135,21 @@ def get_analysis_config() -> ml_collections.ConfigDict:
             # Sandal -> Sneaker, Shirt -> T-shirt, Sneaker -> Ankle boot, Bag -> Pullover,
             # Ankle boot -> Sneaker).
             cross_targets=(6, 3, 4, 0, 2, 7, 0, 9, 2, 7),
+            # Direction finders side by side (latentjax.analysis.finders; () skips the stage):
+            # each finder's per-class direction, found on the latent sets Z_j, moves held-out
+            # confident codes (finder_samples_per_class per class, a new draw) by equal L2
+            # distances; Methods A and B reuse their stages' results. A K-set at alpha per
+            # dimension moves alpha * sqrt(K): alpha = 3, K = 10 is about 9.5.
+            finders=("apcr", "weights", "sefa", "ganspace", "interfacegan", "random", "random_dense"),
+            finder_distances=(0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0),
+            finder_table_distances=(4.5, 9.0),  # the report table's two columns per measure
+            finder_samples_per_class=16,
+            # SeFa and GANSpace: candidate directions, and the distance at which each class
+            # picks the candidate (and sign) that lowers Q_j most on Z_j.
+            finder_components=10,
+            finder_choice_distance=4.5,
+            # GANSpace's PCA and InterFaceGAN's SVM: prior codes.
+            finder_prior_samples=4096,
             # Latent structure (Figure 1): inverted real test images.
             inversion_per_class=15,
             inversion_steps=150,

@@ -29,6 +29,11 @@ TINY_ANALYSIS = dict(
     inversion_steps=3,
     tsne_perplexity=3.0,
     knn_k=1,
+    finder_distances=(0.0, 3.0),
+    finder_table_distances=(0.0, 3.0),
+    finder_samples_per_class=2,
+    finder_components=3,
+    finder_prior_samples=256,
 )
 
 

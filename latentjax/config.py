@@ -148,10 +148,11 @@ def _validate_pixel_statistics(config: ml_collections.ConfigDict) -> None:
 _ANALYSIS_POSITIVE_INTS = (
     "samples_per_class", "sample_batch", "max_draws", "m", "k", "weight_steps", "weight_batch",
     "num_alphas", "manipulation_samples", "inversion_per_class", "inversion_steps", "knn_k",
+    "finder_samples_per_class", "finder_components", "finder_prior_samples",
 )
 _ANALYSIS_POSITIVE_FLOATS = (
     "delta", "eps", "weight_learning_rate", "xi_min", "xi_max", "alpha_max", "tsne_perplexity",
-    "inversion_learning_rate",
+    "inversion_learning_rate", "finder_choice_distance",
 )
 
 
@@ -205,6 +206,7 @@ def _validate_analysis(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"config.analysis.seeds={a.seeds!r}: expected non-negative integers.")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"config.analysis.seeds={a.seeds!r}: expected distinct seeds.")
+    _validate_finders(a)
     targets = tuple(a.cross_targets)
     if len(targets) != config.num_classes or any(
         not isinstance(t, int) or not 0 <= t < config.num_classes for t in targets
@@ -212,6 +214,29 @@ def _validate_analysis(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(
             f"config.analysis.cross_targets={a.cross_targets!r}: expected {config.num_classes} "
             f"class indices in [0, {config.num_classes})."
+        )
+
+
+def _validate_finders(a: ml_collections.ConfigDict) -> None:
+    from latentjax.analysis.finders import FINDERS  # the registry, with any finder a user added
+
+    names = tuple(a.finders)
+    unknown = [n for n in names if n not in FINDERS]
+    if unknown or len(set(names)) != len(names):
+        raise ConfigError(
+            f"config.analysis.finders={a.finders!r}: expected distinct names among {sorted(FINDERS)} "
+            "(register your own with latentjax.register_finder), or () to skip the comparison."
+        )
+    distances = tuple(a.finder_distances)
+    if not distances or any(number_problem(d, low=0) for d in distances) or list(distances) != sorted(set(distances)):
+        raise ConfigError(
+            f"config.analysis.finder_distances={a.finder_distances!r}: expected increasing "
+            "non-negative latent distances (L2 norms of the shift)."
+        )
+    if len(tuple(a.finder_table_distances)) != 2 or any(d not in distances for d in a.finder_table_distances):
+        raise ConfigError(
+            f"config.analysis.finder_table_distances={a.finder_table_distances!r}: expected two "
+            f"of config.analysis.finder_distances={distances!r}."
         )
 
 

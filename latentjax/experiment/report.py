@@ -24,6 +24,20 @@ FIGURES = {
     "figure6_cross_class.png": "Figure 6: cross-class manipulation along the target's top-K (upper) and bottom-K (lower) dimensions",
     "table1_intersection_ratio.png": "Table 1 as a chart: intersection ratio per class, ours (mean and spread over seeds) beside the paper's",
 }
+#: The finder comparison's figures (written when the run compared finders).
+FINDER_FIGURES = {
+    "finders_against_distance.png": "Direction finders: each measure against the latent distance moved (class mean, band: interval over seeds; solid: sparse K-sets, dashed: dense directions)",
+    "finders_same_class.png": "The same held-out code of each class (top row) moved against its class's direction by the largest distance, one row per finder",
+    "finders_cross_class.png": "The same codes moved towards their cross-class target by the largest distance, one row per finder",
+}
+#: Column labels of the finder measures.
+FINDER_LABELS = {
+    ("same", "probability_drop"): "Q drop",
+    ("same", "flip_rate"): "flip rate",
+    ("cross", "target_share"): "target share",
+    ("cross", "off_target_change"): "off-target change",
+    ("same", "pixel_change"): "pixel change",
+}
 
 
 def _save(fig, path: pathlib.Path) -> None:
@@ -142,6 +156,81 @@ def figure_table1(path, results):
     _save(fig, path)
 
 
+def figure_finders(path, results):
+    f = results["finders"]
+    distances = f["distances"]
+    fig, axes = plt.subplots(1, len(FINDER_LABELS), figsize=(3.4 * len(FINDER_LABELS), 3.2), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, ((mode, measure), label) in zip(axes[0], FINDER_LABELS.items()):
+        for i, (name, sparse) in enumerate(zip(f["names"], f["sparse"])):
+            r = f[mode][measure][name]
+            ax.plot(distances, r["mean"], "-" if sparse else "--", marker=".", color=cmap(i % 10), label=name)
+            ax.fill_between(distances, r["low"], r["high"], color=cmap(i % 10), alpha=0.15)
+        ax.set_title(f"{'same' if mode == 'same' else 'cross'} class: {label}", fontsize=9)
+        ax.set_xlabel("latent distance ||z' - z||", fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def figure_finder_images(path, results, comparison, mode):
+    names = results["class_names"]
+    f = results["finders"]
+    original = np.asarray(comparison.original_images)  # [C, H, W, ch]
+    moved = np.asarray(comparison.same_images if mode == "same" else comparison.cross_images)  # [F, C, ...]
+    rows = np.concatenate([original[None], moved]).reshape(-1, *original.shape[1:])
+    size = original.shape[1] + 1
+    fig, ax = plt.subplots(figsize=(0.75 * len(names) + 1.5, 0.75 * (len(f["names"]) + 1) + 0.8))
+    ax.imshow(tile_images(rows, ncols=len(names)).squeeze(), cmap="gray")
+    ax.set_yticks([(i + 0.5) * size for i in range(len(f["names"]) + 1)], ["codes", *f["names"]], fontsize=8)
+    targets = results["config"]["analysis"]["cross_targets"]
+    labels = names if mode == "same" else [f"{names[j]}\n-> {names[t]}" for j, t in enumerate(targets)]
+    ax.set_xticks([(j + 0.5) * size for j in range(len(names))], labels, fontsize=7, rotation=45, ha="right")
+    ax.set_title(f"{'same' if mode == 'same' else 'cross'} class, distance {f['distances'][-1]:g}", fontsize=9)
+    _save(fig, path)
+
+
+def render_finders(results: dict) -> list[str]:
+    """The finder section: one table (finders x measures at two distances) and what wins where."""
+    f = results["finders"]
+    near, far = (f["distances"].index(d) for d in f["table_distances"])
+    header = ["finder", "kind"] + [
+        f"{'same' if mode == 'same' else 'cross'}: {label} @ {f['distances'][t]:g}"
+        for (mode, measure), label in FINDER_LABELS.items() for t in (near, far)
+    ]
+    rows = []
+    for name, sparse in zip(f["names"], f["sparse"]):
+        row = [f"`{name}`", "K-set" if sparse else "dense"]
+        for mode, measure in FINDER_LABELS:
+            r = f[mode][measure][name]
+            row += [f"{r['mean'][t]:.2f} [{r['low'][t]:.2f}, {r['high'][t]:.2f}]" for t in (near, far)]
+        rows.append(row)
+
+    def best(mode, measure, lowest=False):
+        values = {n: f[mode][measure][n]["mean"][far] for n in f["names"]}
+        pick = (min if lowest else max)(values, key=values.get)
+        return f"`{pick}` ({values[pick]:.2f})"
+
+    a = results["config"]["analysis"]
+    return [
+        "## Direction finders side by side",
+        f"Each finder's per-class direction was found on the latent sets above (Methods A and B: the sets of "
+        f"this run, K = {results['k']}; SeFa and GANSpace: the best of {a['finder_components']} components per "
+        f"class; InterFaceGAN: a linear SVM on {a['finder_prior_samples']} prior codes) and scored on "
+        f"{f['held_out_codes_per_class']} *held-out* confident codes per class, moved by equal L2 distances "
+        f"(a K-set moves each dimension by distance/√K). Mean over classes and seeds; brackets: "
+        f"{100 * f['confidence']:.0f}% bootstrap interval over the {len(a['seeds'])} analysis seeds. "
+        "Same class: codes move against their class's direction (Q drop, share that leaves the class). "
+        "Cross class: codes move along their target's direction (share predicted as the target; off-target "
+        "change: summed |Δp| of the classes that are neither source nor target, lower is more specific). "
+        "Pixel change: mean absolute change on the [0, 1] scale.",
+        _table(header, rows),
+        f"At distance {f['distances'][far]:g}: largest same-class flip rate {best('same', 'flip_rate')}, "
+        f"largest cross-class target share {best('cross', 'target_share')}, least off-target change "
+        f"{best('cross', 'off_target_change', lowest=True)}, least pixel change {best('same', 'pixel_change', lowest=True)}.",
+    ] + [f"### {caption}\n\n![{caption}]({name})" for name, caption in FINDER_FIGURES.items()]
+
+
 def _table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -210,6 +299,8 @@ def render_markdown(results: dict) -> str:
             rows.append([label, f"{set_name}-K", f"{e['probability_drop_at_alpha_max']:+.3f}", f"{100 * e['rate_at_alpha_max']:.1f}%"])
     parts.append(_table(["experiment", "set", "probability drop at α max", "rate at α max"], rows))
     s = results["structure"]
+    if results.get("finders"):
+        parts += render_finders(results)
     parts += [
         "## Latent-space structure",
         f"{s['inverted_images']} real test images inverted (mean squared reconstruction error {s['reconstruction_mse_mean']:.3f} "
@@ -242,10 +333,15 @@ def render_html(markdown_text: str) -> str:
     )
 
 
-def write_report(workdir, results, apcr, manip, struct) -> None:
+def write_report(workdir, results, apcr, manip, struct, comparison=None) -> None:
     """Figures and report of a run: ``apcr`` is the first seed's :class:`~latentjax.APCRResult`,
-    ``manip`` and ``struct`` the results of :mod:`latentjax.experiment.stages`."""
+    ``manip``, ``struct`` and ``comparison`` (``None`` when no finders ran) the results of
+    :mod:`latentjax.experiment.stages`."""
     workdir = pathlib.Path(workdir)
+    if comparison is not None:
+        figure_finders(workdir / "finders_against_distance.png", results)
+        figure_finder_images(workdir / "finders_same_class.png", results, comparison, "same")
+        figure_finder_images(workdir / "finders_cross_class.png", results, comparison, "cross")
     figure_tsne(workdir / "figure1_tsne.png", results, struct)
     figure_curves(workdir / "figure3_curves.png", results, apcr)
     figure_histogram(workdir / "figure4_apcr_histogram.png", results, apcr)

@@ -31,14 +31,16 @@ import latentjax
 from latentjax import data
 from latentjax._storage import atomic_write_text, check_writable, set_aside
 from latentjax.analysis.apcr import APCRResult
+from latentjax.analysis.finders import FINDERS, DirectionEvaluation
 from latentjax.analysis.latents import ClassLatents
 from latentjax.analysis.manipulation import ManipulationResult
 from latentjax.analysis.sets import chance_level, controlling_set, intersection_ratio, top_k_mask
+from latentjax.analysis.statistics import bootstrap_interval
 from latentjax.analysis.structure import knn_class_accuracy
 from latentjax.analysis.weights import WeightResult
 from latentjax.errors import IntegrityError
 from latentjax.experiment import stages, workflows
-from latentjax.models import checkpoints
+from latentjax.models import checkpoints, make_generator_layer
 from latentjax.models.pretrained import load_pretrained
 from latentjax.models.training import run_directory
 
@@ -65,6 +67,17 @@ def summary(results: dict) -> str:
     same = results["manipulation"]["apcr_same"]
     lines.append("Same-class manipulation at alpha max (APCR sets): flip rate " + ", ".join(
         f"{name}-K {100 * same[name]['rate_at_alpha_max']:.0f}%" for name in ("top", "bottom", "random")))
+    finders = results.get("finders")
+    if finders:
+        far = len(finders["distances"]) - 1
+        lines.append(
+            f"Finders at distance {finders['distances'][far]:g} (same-class flip rate, cross-class target share): "
+            + ", ".join(
+                f"{name} {100 * finders['same']['flip_rate'][name]['mean'][far]:.0f}/"
+                f"{100 * finders['cross']['target_share'][name]['mean'][far]:.0f}%"
+                for name in finders["names"]
+            )
+        )
     return "\n".join(lines)
 
 
@@ -87,6 +100,10 @@ def _to_tree(result) -> Any:
 
 
 def _from_tree(stage: str, tree: dict) -> Any:
+    if stage == "finders":
+        return stages.FinderComparison(**{
+            k: DirectionEvaluation(**v) if k in ("same", "cross") else v for k, v in tree.items()
+        })
     if stage == "manipulation":
         return {
             source: {mode: {name: ManipulationResult(**r) for name, r in sets.items()} for mode, sets in modes.items()}
@@ -102,7 +119,8 @@ def load_artefact(workdir: str | os.PathLike, stage: str) -> Any:
     (:class:`~latentjax.APCRResult`), ``weights`` (:class:`~latentjax.WeightResult`), each
     stacked over the analysis seeds; ``manipulation`` (``[source][mode][set]`` of
     :class:`~latentjax.ManipulationResult`); ``structure``
-    (:class:`~latentjax.experiment.stages.LatentStructure`).
+    (:class:`~latentjax.experiment.stages.LatentStructure`); ``finders``
+    (:class:`~latentjax.experiment.stages.FinderComparison`, when ``analysis.finders`` names any).
     """
     arrays, _ = checkpoints.load_final(pathlib.Path(workdir) / "artefacts" / stage)
     return _from_tree(stage, arrays)
@@ -174,7 +192,7 @@ def _reproduce(config, workdir: pathlib.Path, models, log) -> dict:
         source = a.pretrained
     generate, classify = models.generate, models.classify
     shapes = dict(latent_dim=config.latent_dim, num_classes=config.num_classes)
-    names = ("latents", "apcr", "weights", "manipulation", "structure")
+    names = ("latents", "apcr", "weights", "manipulation") + (("finders",) if a.finders else ()) + ("structure",)
     done = [0]
 
     def stage(name, compute):
@@ -192,6 +210,17 @@ def _reproduce(config, workdir: pathlib.Path, models, log) -> dict:
         lambda: stages.manipulations(generate, classify, a, first[0].codes, first[1], first[2]),
     )
 
+    comparison = None
+    if a.finders:
+        def finders():
+            held_out = stages.class_latents(
+                generate, classify, a, samples_per_class=a.finder_samples_per_class, stream=3, **shapes
+            )
+            layer = make_generator_layer(models.spec, models.generator_variables)
+            return stages.compare_finders(generate, classify, a, latents, held_out, apcr, weights, layer=layer)
+
+        comparison = stage("finders", finders)
+
     def structure():
         images, labels = data.load_from_config(config, "test")
         return stages.latent_structure(
@@ -200,10 +229,48 @@ def _reproduce(config, workdir: pathlib.Path, models, log) -> dict:
 
     struct = stage("structure", structure)
     results = summarize(config, a, source, models.metadata, latents, apcr, weights, manip, struct)
-    report.write_report(workdir, results, first[1], manip, struct)
+    if comparison is not None:
+        results["finders"] = finder_summary(a, comparison)
+    report.write_report(workdir, results, first[1], manip, struct, comparison)
     atomic_write_text(workdir / "results.json", json.dumps(results, indent=2))
     log(f"[reproduce] wrote {workdir / 'results.json'} and {workdir / 'report.md'}")
     return results
+
+
+#: The measures of the finder comparison, by mode (see :class:`~latentjax.DirectionEvaluation`).
+FINDER_MEASURES = {
+    "same": ("probability_drop", "flip_rate", "off_target_change", "pixel_change"),
+    "cross": ("target_share", "off_target_change", "pixel_change"),
+}
+
+
+def finder_summary(a, comparison: stages.FinderComparison, *, num_resamples: int = 2000, confidence: float = 0.95) -> dict:
+    """The finder comparison as JSON: per mode, measure and finder, the class mean at every
+    distance (mean over seeds, a bootstrap interval over the analysis seeds, each seed's value)."""
+    out = {
+        "names": list(a.finders),
+        "sparse": [FINDERS[n].sparse for n in a.finders],
+        "distances": np.asarray(comparison.same.distances).tolist(),
+        "table_distances": list(a.finder_table_distances),
+        "held_out_codes_per_class": a.finder_samples_per_class,
+        "confidence": confidence,
+    }
+    for mode, measures in FINDER_MEASURES.items():
+        evaluation = getattr(comparison, mode)
+        out[mode] = {}
+        for measure in measures:
+            values = np.asarray(getattr(evaluation, measure), np.float64).mean(axis=2)  # [A, F, T]
+            out[mode][measure] = {}
+            for f, name in enumerate(a.finders):
+                low, high = bootstrap_interval(
+                    values[None, :, f], "analysis", num_resamples=num_resamples, confidence=confidence, seed=f
+                )
+                out[mode][measure][name] = {
+                    "mean": values[:, f].mean(0).tolist(), "low": low.tolist(), "high": high.tolist(),
+                    "per_seed": values[:, f].tolist(),
+                    "per_class": np.asarray(getattr(evaluation, measure))[:, f].mean(0).tolist(),
+                }
+    return out
 
 
 def analysis_sets(a, apcr: APCRResult, weights: WeightResult) -> tuple[jax.Array, jax.Array]:

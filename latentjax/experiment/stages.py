@@ -7,7 +7,9 @@ Every stage runs all analysis seeds of a run as one program (stacked on a leadin
    APCR sweep whose rows are spread over all local devices);
 3. :func:`optimised_weights`: Method B for every seed (``vmap`` over code sets and keys);
 4. :func:`manipulations`: top-, bottom- and random-K sets of both methods, same and cross class;
-5. :func:`latent_structure`: inverted real images, t-SNE and the kNN numbers' inputs.
+5. :func:`latent_structure`: inverted real images, t-SNE and the kNN numbers' inputs;
+6. :func:`compare_finders`: every finder of ``a.finders`` (the paper's two methods, GANSpace,
+   SeFa, InterFaceGAN, the random baselines) scored by one evaluation at equal distances.
 
 :mod:`latentjax.experiment.reproduce` saves each result as an Orbax artefact and assembles the
 report; a notebook can call the stages directly.
@@ -22,8 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from latentjax.analysis.apcr import APCRResult, compute_apcr
+from latentjax.analysis.finders import DirectionEvaluation, evaluate_directions, find_directions
 from latentjax.analysis.latents import ClassLatents, invert_images, sample_class_latents
 from latentjax.analysis.manipulation import ManipulationResult, compare_sets
+from latentjax.analysis.sets import controlling_set, signed_directions, top_k_mask
 from latentjax.analysis.structure import tsne_embedding
 from latentjax.analysis.weights import WeightResult, optimize_weights
 
@@ -54,36 +58,43 @@ def seed_keys(seeds, stream: int) -> jax.Array:
     return jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), stream))(jnp.asarray(seeds))
 
 
-def class_latents(generate, classify, a, *, latent_dim: int, num_classes: int) -> ClassLatents:
+def class_latents(
+    generate, classify, a, *, latent_dim: int, num_classes: int, samples_per_class: int | None = None,
+    stream: int = 0,
+) -> ClassLatents:
     """``S`` confident prior codes per class for every seed in ``a.seeds``: ``codes[seeds, C, S, N]``.
 
-    Raises ``RuntimeError`` naming the seed and classes that stayed short of ``S`` codes.
+    ``S = a.samples_per_class`` unless given; ``stream`` picks an independent draw (the
+    finders' held-out codes use stream 3). Raises ``RuntimeError`` naming the seed and classes
+    that stayed short of ``S`` codes.
     """
+    wanted = a.samples_per_class if samples_per_class is None else samples_per_class
 
     def one_seed(key):
         return sample_class_latents(
             generate, classify, key, latent_dim=latent_dim, num_classes=num_classes,
-            samples_per_class=a.samples_per_class, threshold=a.threshold,
+            samples_per_class=wanted, threshold=a.threshold,
             batch_size=a.sample_batch, max_draws=a.max_draws, require_full=False,
         )
 
-    result = jax.vmap(one_seed)(seed_keys(a.seeds, 0))
+    result = jax.vmap(one_seed)(seed_keys(a.seeds, stream))
     if isinstance(result.counts, jax.core.Tracer):
         return result  # under a caller's vmap (a stack of models): it checks the stacked result
-    check_latent_counts(result, a)
+    check_latent_counts(result, a, wanted=wanted)
     return result
 
 
-def check_latent_counts(result: ClassLatents, a, label: str = "") -> None:
+def check_latent_counts(result: ClassLatents, a, label: str = "", wanted: int | None = None) -> None:
     """Raises ``RuntimeError`` naming the seed and classes that stayed short of ``S`` codes."""
+    wanted = a.samples_per_class if wanted is None else wanted
     counts = np.asarray(result.counts)
     for seed, row, draws in zip(a.seeds, counts, np.asarray(result.draws)):
-        short = [j for j, c in enumerate(row.tolist()) if c < a.samples_per_class]
+        short = [j for j, c in enumerate(row.tolist()) if c < wanted]
         if short:
             raise RuntimeError(
                 f"{label}seed {seed}: after {int(draws)} prior samples, classes {short} have only "
                 f"{row[short].tolist()} codes with confidence >= {a.threshold} (wanted "
-                f"{a.samples_per_class}); raise analysis.max_draws or lower analysis.threshold."
+                f"{wanted}); raise analysis.max_draws or lower analysis.threshold."
             )
 
 
@@ -180,6 +191,104 @@ def latent_structure(
         predicted=inv.predicted,
         tsne=jnp.asarray(tsne_embedding(inv.codes, seed=first, perplexity=perplexity)),
         prior_codes=jnp.asarray(prior_codes).reshape(-1, latent_dim),
+    )
+
+
+class FinderComparison(NamedTuple):
+    """Every finder of ``a.finders`` scored the same way (:func:`compare_finders`).
+
+    ``directions[seeds, F, C, N]`` (row ``j`` raises ``Q_j``); ``same`` and ``cross``: one
+    :class:`~latentjax.DirectionEvaluation` each, measures ``[seeds, F, C, T]`` at
+    ``a.finder_distances``, on held-out codes; ``original_images[C, ...]`` (the first seed's
+    first held-out code of each class) and ``same_images`` / ``cross_images[F, C, ...]``: those
+    codes moved by each finder by the largest distance.
+    """
+
+    directions: jax.Array
+    same: DirectionEvaluation
+    cross: DirectionEvaluation
+    original_images: jax.Array
+    same_images: jax.Array
+    cross_images: jax.Array
+
+
+def finder_directions(
+    generate, classify, a, codes: jax.Array, apcr: APCRResult, weights: WeightResult, seed_index: int,
+    key: jax.Array, *, layer=None,
+) -> jax.Array:
+    """``directions[F, C, N]`` of every finder in ``a.finders`` for one analysis seed.
+
+    ``apcr`` and ``weights`` are the seed's stage results, so Methods A and B are not run
+    again: their directions are what :func:`~latentjax.find_directions` would return for
+    ``'apcr'`` and ``'weights'`` with the run's settings. ``layer``: GANSpace's early layer.
+    """
+    threshold = a.control_threshold if a.control_threshold >= 0 else None
+    options = {
+        "sefa": dict(components=a.finder_components, distance=a.finder_choice_distance),
+        "ganspace": dict(
+            layer=layer, samples=a.finder_prior_samples, components=a.finder_components,
+            distance=a.finder_choice_distance,
+        ),
+        "interfacegan": dict(samples=a.finder_prior_samples),
+    }
+    rows = []
+    for index, name in enumerate(a.finders):
+        if name == "apcr":
+            rows.append(signed_directions(
+                top_k_mask(jnp.asarray(apcr.apcr[seed_index]).T, a.k), jnp.asarray(apcr.directions[seed_index]).T
+            ))
+        elif name == "weights":
+            w = jnp.asarray(weights.weights[seed_index])
+            rows.append(signed_directions(controlling_set(w, k=a.k, threshold=threshold), w))
+        else:
+            rows.append(find_directions(
+                name, generate, classify, codes, jax.random.fold_in(key, index), k=a.k,
+                **options.get(name, {}),
+            ))
+    return jnp.stack(rows)
+
+
+def compare_finders(
+    generate, classify, a, latents: ClassLatents, held_out: ClassLatents, apcr: APCRResult,
+    weights: WeightResult, *, layer=None,
+) -> FinderComparison:
+    """The finders side by side: found on ``latents``, scored on the ``held_out`` codes.
+
+    Per seed, each finder's directions come from that seed's latent sets (and Method A/B
+    results); :func:`~latentjax.evaluate_directions` then moves the seed's held-out codes by
+    ``a.finder_distances`` against each class's own direction (same) and along its target's
+    (cross, ``a.cross_targets``), all finders in one program.
+    """
+    distances = np.asarray(a.finder_distances, np.float32)
+    keys = seed_keys(a.seeds, 4)
+    chunk = a.chunk_size or None
+    directions, same, cross = [], [], []
+    for s in range(len(a.seeds)):
+        found = finder_directions(
+            generate, classify, a, jnp.asarray(latents.codes[s]), apcr, weights, s, keys[s], layer=layer
+        )
+        codes = jnp.asarray(held_out.codes[s])
+        directions.append(found)
+        same.append(evaluate_directions(generate, classify, codes, found, distances, chunk_size=chunk))
+        cross.append(evaluate_directions(
+            generate, classify, codes, found, distances, mode="cross",
+            targets=jnp.asarray(a.cross_targets), chunk_size=chunk,
+        ))
+    stack = lambda results: jax.tree.map(lambda *x: jnp.stack(x), *results)._replace(
+        distances=jnp.asarray(distances)
+    )
+    # Pictures: the first seed's first held-out code per class, moved by the largest distance.
+    first, units = jnp.asarray(held_out.codes[0][:, 0]), directions[0]
+    units = units / jnp.linalg.norm(units, axis=-1, keepdims=True)
+    targets = jnp.asarray(a.cross_targets)
+    largest = float(distances[-1])
+    return FinderComparison(
+        directions=jnp.stack(directions),
+        same=stack(same),
+        cross=stack(cross),
+        original_images=generate(first),
+        same_images=jax.vmap(lambda u: generate(first - largest * u))(units),
+        cross_images=jax.vmap(lambda u: generate(first + largest * u[targets]))(units),
     )
 
 
