@@ -58,6 +58,13 @@ def test_tiny_config_derives_from_default():
         ("latent_dim", "override 'latent_dim': expected KEY=VALUE, e.g. seed=3."),
         ("analysis.pretrained=''", "config.analysis.pretrained='': expected a shipped name or an exported folder (or config.analysis.train_models=True)."),
         ("analysis.train_models=1", "config.analysis.train_models=1: wrong type, expected bool."),
+        ("analysis.finders=('apcr','pca')", "config.analysis.finders=('apcr', 'pca'): expected distinct names among ['apcr', 'ganspace', 'interfacegan', 'random', 'random_dense', 'sefa', 'weights'] (register your own with latentjax.register_finder), or () to skip the comparison."),
+        ("analysis.finders=('sefa','sefa')", "config.analysis.finders=('sefa', 'sefa'): expected distinct names among ['apcr', 'ganspace', 'interfacegan', 'random', 'random_dense', 'sefa', 'weights'] (register your own with latentjax.register_finder), or () to skip the comparison."),
+        ("analysis.finder_distances=(0.0,3.0,1.0)", "config.analysis.finder_distances=(0.0, 3.0, 1.0): expected increasing non-negative latent distances (L2 norms of the shift)."),
+        ("analysis.finder_distances=(-1.0,3.0)", "config.analysis.finder_distances=(-1.0, 3.0): expected increasing non-negative latent distances (L2 norms of the shift)."),
+        ("analysis.finder_table_distances=(4.0,9.0)", "config.analysis.finder_table_distances=(4.0, 9.0): expected two of config.analysis.finder_distances=(0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0)."),
+        ("analysis.finder_prior_samples=0", "config.analysis.finder_prior_samples=0: expected a positive integer."),
+        ("analysis.finder_choice_distance=0.0", "config.analysis.finder_choice_distance=0.0: expected a positive number."),
     ],
 )
 def test_bad_overrides_name_key_and_value(default_config, override, message):

@@ -27,14 +27,14 @@ def test_run_directory_holds_every_output(run):
     _, workdir, _ = run
     for name in ("results.json", "report.md", "report.html", "run.json", *reproduce_figures()):
         assert (workdir / name).is_file(), name
-    for stage in ("latents", "apcr", "weights", "manipulation", "structure"):
+    for stage in ("latents", "apcr", "weights", "manipulation", "finders", "structure"):
         assert (workdir / "artefacts" / stage).is_dir(), stage
 
 
 def reproduce_figures():
-    from latentjax.experiment.report import FIGURES
+    from latentjax.experiment.report import FIGURES, FINDER_FIGURES
 
-    return tuple(FIGURES)
+    return (*FIGURES, *FINDER_FIGURES)
 
 
 def test_results_are_consistent_with_the_saved_artefacts(run):
@@ -80,8 +80,83 @@ def test_existing_run_is_refused_and_resume_recomputes_nothing(run, monkeypatch)
     monkeypatch.setattr(stages, "compute_apcr", fail)
     monkeypatch.setattr(stages, "optimize_weights", fail)
     monkeypatch.setattr(stages, "sample_class_latents", fail)
+    monkeypatch.setattr(stages, "find_directions", fail)
+    monkeypatch.setattr(stages, "evaluate_directions", fail)
     again = reproduce.reproduce(config, workdir, resume=True)
     assert again["intersection_ratio"] == results["intersection_ratio"]
+    assert again["finders"] == results["finders"]
+
+
+def test_the_finder_comparison_matches_its_artefact_and_the_methods_sets(run):
+    config, workdir, results = run
+    a = config.analysis
+    comparison = reproduce.load_artefact(workdir, "finders")
+    names = list(a.finders)
+    num_seeds, num_finders, num_classes, latent_dim = comparison.directions.shape
+    assert (num_seeds, num_finders, num_classes, latent_dim) == (2, len(names), 10, 100)
+    directions = np.asarray(comparison.directions)
+    apcr = reproduce.load_artefact(workdir, "apcr")
+    weights = reproduce.load_artefact(workdir, "weights")
+    for s in range(num_seeds):
+        for j in range(num_classes):
+            # Methods A and B: their stage's K-sets, with their signs (not run again).
+            row = directions[s, names.index("apcr"), j]
+            assert set(np.flatnonzero(row)) == set(np.argsort(-apcr.apcr[s][:, j])[: a.k])
+            row = directions[s, names.index("weights"), j]
+            assert set(np.flatnonzero(row)) == set(np.argsort(-np.abs(weights.weights[s][j]))[: a.k])
+            np.testing.assert_array_equal(row[row != 0], np.sign(weights.weights[s][j][row != 0]))
+    for f, name in enumerate(names):
+        norms = np.linalg.norm(directions[:, f], axis=-1)
+        expected = np.sqrt(a.k) if lj.FINDERS[name].sparse else 1.0
+        np.testing.assert_allclose(norms, expected, atol=1e-5, err_msg=name)
+    # Held-out codes: a new draw, confident for their class, none of them a latent-set code.
+    held_out = np.asarray(comparison.held_out_codes)
+    assert held_out.shape == (2, 10, a.finder_samples_per_class, 100)
+    seen = np.asarray(reproduce.load_artefact(workdir, "latents").codes)
+    assert not np.isin(held_out.round(5), seen.round(5)).all(axis=-1).any()
+    models = lj.load_pretrained(a.pretrained)
+    probs = np.asarray(models.classify(models.generate(held_out.reshape(-1, 100)))).reshape(2, 10, -1, 10)
+    own = np.take_along_axis(probs, np.arange(10)[None, :, None, None], axis=-1)[..., 0]
+    assert (own >= a.threshold - 1e-4).all()
+    # results.json: the artefact's class means, zero effect at distance zero.
+    f = results["finders"]
+    assert f["names"] == names and f["distances"] == list(a.finder_distances)
+    for mode, measures in reproduce.FINDER_MEASURES.items():
+        for measure in measures:
+            values = np.asarray(getattr(getattr(comparison, mode), measure))  # [A, F, C, T]
+            for i, name in enumerate(names):
+                entry = f[mode][measure][name]
+                np.testing.assert_allclose(entry["mean"], values[:, i].mean(axis=(0, 1)), atol=1e-6)
+                assert entry["mean"][0] == pytest.approx(0.0, abs=1e-6)
+                assert all(lo - 1e-9 <= m <= hi + 1e-9 for lo, m, hi in zip(entry["low"], entry["mean"], entry["high"]))
+    report = (workdir / "report.md").read_text()
+    assert "## Direction finders side by side" in report
+    assert all(f"| `{name}` |" in report for name in names)
+
+
+def test_a_run_from_before_the_finders_resumes_and_adds_them(run, tmp_path, monkeypatch):
+    import shutil
+
+    config, workdir, results = run
+    old = tmp_path / "old"
+    shutil.copytree(workdir, old)
+    shutil.rmtree(old / "artefacts" / "finders")
+    (old / "results.json").unlink()
+    record = json.loads((old / "run.json").read_text())
+    for key in [k for k in record["config"]["analysis"] if k.startswith("finder")]:
+        del record["config"]["analysis"][key]
+    (old / "run.json").write_text(json.dumps(record))
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a finished stage was computed again")
+
+    from latentjax.experiment import stages
+
+    monkeypatch.setattr(stages, "compute_apcr", fail)
+    monkeypatch.setattr(stages, "optimize_weights", fail)
+    resumed = reproduce.reproduce(config, old, resume=True)
+    assert resumed["finders"] == results["finders"]  # same seeds, same numbers
+    assert json.loads((old / "run.json").read_text())["config"]["analysis"]["finders"] == list(config.analysis.finders)
 
 
 def test_interrupted_run_resumes_from_the_last_finished_stage(run, tmp_path):

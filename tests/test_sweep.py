@@ -44,11 +44,36 @@ def test_table_has_a_row_per_cell_and_class(finished):
     assert float(on_disk[5]["ir_mean"]) == pytest.approx(result.table[5]["ir_mean"])
     seeds = sweep.read_table(result.workdir / "seeds.csv")
     assert len(seeds) == 4 * 1 * 2 * config.num_classes  # cells x models x analysis seeds x classes
-    for name in ("report.md", "cells.csv", "convergence_k.png", "convergence_weight_steps.png"):
+    for name in ("report.md", "cells.csv", "finders.csv", "convergence_k.png", "convergence_weight_steps.png"):
         assert (result.workdir / name).is_file(), name
     assert any("ETA" in line for line in lines)
     # Cells that differ only in weight_steps and k shared one computation of each stage.
     assert sum(line.strip().startswith("stage weights") for line in lines) == 1
+
+
+def test_every_cell_compares_the_finders_on_held_out_codes(finished):
+    config, result, lines = finished
+    rows = sweep.read_table(result.workdir / "finders.csv")
+    names, distances = list(config.analysis.finders), list(config.analysis.finder_distances)
+    assert len(rows) == 4 * len(names) * len(distances)
+    assert sum(line.strip().startswith("stage held_out") for line in lines) == 1  # one draw, shared
+    value = lambda cell, name, d, column: float(next(
+        r[column] for r in rows if r["cell"] == cell and r["finder"] == name and float(r["distance"]) == d
+    ))
+    for r in rows:
+        for column in ("same_flip_rate", "cross_target_share", "same_pixel_change"):
+            assert float(r[f"{column}_analysis_low"]) <= float(r[column]) + 1e-9 <= float(r[f"{column}_analysis_high"]) + 2e-9
+            if float(r["distance"]) == 0.0:
+                assert float(r[column]) == 0.0
+    far = distances[-1]
+    cells = config_lib.sweep_cells(config)  # (k, weight_steps): (2, 2), (2, 3), (3, 2), (3, 3)
+    for name in ("sefa", "ganspace", "interfacegan", "random_dense"):  # read neither K nor Method B
+        assert len({value(f"cell{i:03d}", name, far, "same_probability_drop") for i in range(4)}) == 1, name
+    # Method A's sets depend on K only; Method B's also on its steps.
+    assert value("cell000", "apcr", far, "same_probability_drop") == value("cell001", "apcr", far, "same_probability_drop")
+    assert cells[0]["k"] == cells[1]["k"] and cells[0]["weight_steps"] != cells[1]["weight_steps"]
+    report = (result.workdir / "report.md").read_text()
+    assert "## Direction finders per cell" in report and "| `interfacegan` |" in report
 
 
 def test_intervals_contain_the_cell_means(finished):
@@ -105,6 +130,7 @@ def test_a_killed_sweep_resumes_without_recomputing(finished, tmp_path):
     sweep.run_sweep(tiny_sweep_config(), workdir, resume=True, log=lines.append)
     assert not any(line.strip().startswith("stage latents") for line in lines)  # loaded, not redone
     assert (workdir / "table.csv").read_text() == (reference.workdir / "table.csv").read_text()
+    assert (workdir / "finders.csv").read_text() == (reference.workdir / "finders.csv").read_text()
 
 
 @pytest.mark.slow

@@ -229,17 +229,47 @@ def sefa_directions(
     return choose_per_class(generate, classify, codes, top, distance=distance)
 
 
-def principal_latent_directions(layer, codes_prior: jax.Array, components: int) -> jax.Array:
+def top_principal_axes(
+    centred: jax.Array, count: int, key: jax.Array, *, oversample: int = 10, iterations: int = 8
+) -> jax.Array:
+    """The top ``count`` right singular vectors ``[count, D]`` of ``centred[M, D]``, by randomized
+    subspace iteration (Halko, Martinsson and Tropp 2011).
+
+    ``Q = orth(X Ω)``, then ``iterations`` rounds of ``Q = orth(X orth(X^T Q))``; the answer is
+    the SVD of the small ``Q^T X``. It costs ``O(M D (count + oversample))`` per round instead of
+    a full SVD's ``O(M D min(M, D))``: for a 4096 x 6272 layer, under a second against minutes.
+
+    >>> x = jnp.diag(jnp.array([5.0, 3.0, 1.0]))
+    >>> jnp.abs(top_principal_axes(x, 2, jax.random.key(0))).round(3).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    """
+    rank = min(count + oversample, *centred.shape)
+    q, _ = jnp.linalg.qr(centred @ jax.random.normal(key, (centred.shape[1], rank), centred.dtype))
+
+    def power(_, q):
+        z, _ = jnp.linalg.qr(centred.T @ q)
+        return jnp.linalg.qr(centred @ z)[0]
+
+    q = jax.lax.fori_loop(0, iterations, power, q)
+    _, _, vt = jnp.linalg.svd(q.T @ centred, full_matrices=False)
+    return vt[:count]
+
+
+def principal_latent_directions(
+    layer, codes_prior: jax.Array, components: int, key: jax.Array | None = None
+) -> jax.Array:
     """GANSpace's latent directions: ``[P, N]`` rows (unit) from PCA of ``layer(z)``.
 
-    ``X = (Y - mean) V_P`` are the principal coordinates of ``Y = layer(Z)``; the directions
-    are the rows of ``U = argmin_U ||X U - Z||`` (least squares), as GANSpace does for BigGAN.
+    ``X = (Y - mean) V_P`` are the principal coordinates of ``Y = layer(Z)`` (``V_P``: the top
+    ``P`` principal axes, :func:`top_principal_axes` with ``key``, by default ``key(0)``); the
+    directions are the rows of ``U = argmin_U ||X U - Z||`` (least squares), as GANSpace does
+    for BigGAN.
     """
     activations = layer(codes_prior)
     activations = activations.reshape(activations.shape[0], -1)
     centred = activations - activations.mean(axis=0, keepdims=True)
-    _, _, vt = jnp.linalg.svd(centred, full_matrices=False)
-    coordinates = centred @ vt[:components].T  # [M, P]
+    axes = top_principal_axes(centred, components, jax.random.key(0) if key is None else key)
+    coordinates = centred @ axes.T  # [M, P]
     latent_centred = codes_prior - codes_prior.mean(axis=0, keepdims=True)
     solution, *_ = jnp.linalg.lstsq(coordinates, latent_centred)
     return _unit_rows(solution)  # [P, N]
@@ -257,9 +287,10 @@ def ganspace_directions(
     itself (PCA of pixels).
     """
     del k
-    prior = jax.random.normal(key, (samples, codes.shape[-1]))
+    prior_key, axes_key = jax.random.split(key)
+    prior = jax.random.normal(prior_key, (samples, codes.shape[-1]))
     layer = generate if layer is None else layer
-    directions = principal_latent_directions(layer, prior, components)
+    directions = principal_latent_directions(layer, prior, components, axes_key)
     return choose_per_class(generate, classify, codes, directions, distance=distance)
 
 

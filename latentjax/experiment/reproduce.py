@@ -217,7 +217,9 @@ def _reproduce(config, workdir: pathlib.Path, models, log) -> dict:
                 generate, classify, a, samples_per_class=a.finder_samples_per_class, stream=3, **shapes
             )
             layer = make_generator_layer(models.spec, models.generator_variables)
-            return stages.compare_finders(generate, classify, a, latents, held_out, apcr, weights, layer=layer)
+            return stages.compare_finders(
+                generate, classify, a, latents, held_out, apcr, weights.weights, layer=layer
+            )
 
         comparison = stage("finders", finders)
 

@@ -197,14 +197,16 @@ def latent_structure(
 class FinderComparison(NamedTuple):
     """Every finder of ``a.finders`` scored the same way (:func:`compare_finders`).
 
-    ``directions[seeds, F, C, N]`` (row ``j`` raises ``Q_j``); ``same`` and ``cross``: one
+    ``directions[seeds, F, C, N]`` (row ``j`` raises ``Q_j``); ``held_out_codes[seeds, C, S', N]``
+    (a draw independent of the latent sets the finders saw); ``same`` and ``cross``: one
     :class:`~latentjax.DirectionEvaluation` each, measures ``[seeds, F, C, T]`` at
-    ``a.finder_distances``, on held-out codes; ``original_images[C, ...]`` (the first seed's
+    ``a.finder_distances``, on the held-out codes; ``original_images[C, ...]`` (the first seed's
     first held-out code of each class) and ``same_images`` / ``cross_images[F, C, ...]``: those
     codes moved by each finder by the largest distance.
     """
 
     directions: jax.Array
+    held_out_codes: jax.Array
     same: DirectionEvaluation
     cross: DirectionEvaluation
     original_images: jax.Array
@@ -213,14 +215,15 @@ class FinderComparison(NamedTuple):
 
 
 def finder_directions(
-    generate, classify, a, codes: jax.Array, apcr: APCRResult, weights: WeightResult, seed_index: int,
+    generate, classify, a, codes: jax.Array, apcr: APCRResult, weights: jax.Array, seed_index: int,
     key: jax.Array, *, layer=None,
 ) -> jax.Array:
     """``directions[F, C, N]`` of every finder in ``a.finders`` for one analysis seed.
 
-    ``apcr`` and ``weights`` are the seed's stage results, so Methods A and B are not run
-    again: their directions are what :func:`~latentjax.find_directions` would return for
-    ``'apcr'`` and ``'weights'`` with the run's settings. ``layer``: GANSpace's early layer.
+    ``apcr`` (stacked over seeds) and ``weights`` (``w*[seeds, C, N]``) are the stages'
+    results, so Methods A and B are not run again: their directions are what
+    :func:`~latentjax.find_directions` would return for ``'apcr'`` and ``'weights'`` with the
+    run's settings. ``layer``: GANSpace's early layer.
     """
     threshold = a.control_threshold if a.control_threshold >= 0 else None
     options = {
@@ -238,7 +241,7 @@ def finder_directions(
                 top_k_mask(jnp.asarray(apcr.apcr[seed_index]).T, a.k), jnp.asarray(apcr.directions[seed_index]).T
             ))
         elif name == "weights":
-            w = jnp.asarray(weights.weights[seed_index])
+            w = jnp.asarray(weights[seed_index])
             rows.append(signed_directions(controlling_set(w, k=a.k, threshold=threshold), w))
         else:
             rows.append(find_directions(
@@ -250,12 +253,12 @@ def finder_directions(
 
 def compare_finders(
     generate, classify, a, latents: ClassLatents, held_out: ClassLatents, apcr: APCRResult,
-    weights: WeightResult, *, layer=None,
+    weights: jax.Array, *, layer=None,
 ) -> FinderComparison:
     """The finders side by side: found on ``latents``, scored on the ``held_out`` codes.
 
     Per seed, each finder's directions come from that seed's latent sets (and Method A/B
-    results); :func:`~latentjax.evaluate_directions` then moves the seed's held-out codes by
+    results; ``weights``: ``w*[seeds, C, N]``); :func:`~latentjax.evaluate_directions` then moves the seed's held-out codes by
     ``a.finder_distances`` against each class's own direction (same) and along its target's
     (cross, ``a.cross_targets``), all finders in one program.
     """
@@ -284,6 +287,7 @@ def compare_finders(
     largest = float(distances[-1])
     return FinderComparison(
         directions=jnp.stack(directions),
+        held_out_codes=jnp.asarray(held_out.codes),
         same=stack(same),
         cross=stack(cross),
         original_images=generate(first),

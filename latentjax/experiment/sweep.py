@@ -25,7 +25,11 @@ recomputes nothing that finished):
   over model seeds and over analysis seeds, Jaccard overlap of each method's set between
   analysis seeds, same-class flip rates of the top-, bottom- and random-K sets;
 - ``seeds.csv``: one row per cell, model, analysis seed and class (what the intervals resample);
-- ``cells.csv``: one row per cell, the class means; ``report.md`` and the convergence figures.
+- ``cells.csv``: one row per cell, the class means; ``report.md`` and the convergence figures;
+- ``finders.csv`` (when ``analysis.finders`` names any): one row per cell, finder and distance,
+  each measure of :func:`latentjax.evaluate_directions` (class mean) with its intervals over
+  model seeds and over analysis seeds. The finders are found on each model's latent sets and
+  scored on held-out codes (a separate draw, ``stages/held_out-<hash>``), as in ``reproduce``.
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ from latentjax.analysis.statistics import bootstrap_interval
 from latentjax.analysis.weights import WeightResult
 from latentjax.experiment import stages
 from latentjax._storage import atomic_write_text, check_writable
-from latentjax.experiment.reproduce import stored_stage  # one way to save and reload a stage
+from latentjax.experiment.reproduce import FINDER_MEASURES, stored_stage  # one way to save a stage
+from latentjax.models import make_generator_layer
 from latentjax.models.pretrained import load_pretrained
 from latentjax.models.training import run_directory
 
@@ -152,11 +157,14 @@ def cell_name(index: int) -> str:
     return f"cell{index:03d}"
 
 
-def evaluate_cell(models, a, latents: ClassLatents, apcr: APCRResult, weights: jax.Array) -> dict:
+def evaluate_cell(
+    models, a, latents: ClassLatents, apcr: APCRResult, weights: jax.Array, held_out: ClassLatents | None = None
+) -> dict:
     """One cell's numbers from stage results stacked over models (``weights[M, A, C, N]``).
 
     Returns ``ir[M][A][C]``, ``flip[method][set][M][A][C]`` (same-class flip rate at
-    ``alpha = alpha_max``) and ``jaccard[method][M][C]`` (mean over pairs of analysis seeds).
+    ``alpha = alpha_max``), ``jaccard[method][M][C]`` (mean over pairs of analysis seeds) and,
+    when ``a.finders`` names any (scored on ``held_out``), ``finders[mode][measure][M][A][F][C][T]``.
     """
     threshold = a.control_threshold if a.control_threshold >= 0 else None
     alphas = stages.alpha_grid(a)
@@ -188,11 +196,32 @@ def evaluate_cell(models, a, latents: ClassLatents, apcr: APCRResult, weights: j
                     np.stack([np.asarray(r[name].argmax_rate[:, -1]) for r in per_seed])
                 )
     as_list = lambda x: np.asarray(x).tolist()
-    return {
+    record = {
         "ir": as_list(ir),
         "jaccard": {m: as_list(v) for m, v in jaccard.items()},
         "flip": {m: {s: as_list(v) for s, v in sets.items()} for m, sets in flip.items()},
     }
+    if a.finders and held_out is not None:
+        comparisons = [
+            stages.compare_finders(
+                model.generate, model.classify, a, jax.tree.map(lambda x: x[index], latents),
+                jax.tree.map(lambda x: x[index], held_out), jax.tree.map(lambda x: x[index], apcr),
+                jnp.asarray(weights[index]), layer=make_generator_layer(model.spec, model.generator_variables),
+            )
+            for index, model in enumerate(models)
+        ]
+        record["finders"] = {
+            "names": list(a.finders),
+            "distances": [float(d) for d in a.finder_distances],
+            **{
+                mode: {
+                    measure: as_list([getattr(getattr(c, mode), measure) for c in comparisons])
+                    for measure in measures
+                }
+                for mode, measures in FINDER_MEASURES.items()
+            },
+        }
+    return record
 
 
 def run_sweep(
@@ -279,10 +308,24 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
                 models, layout, latents,
             ),
         )
+        held_out = None
+        if a.finders:
+            held_out = cache.get(
+                "held_out", ClassLatents,
+                {**_settings(a, LATENT_KEYS), "finder_samples_per_class": a.finder_samples_per_class},
+                lambda: _over_models(
+                    lambda g, c: stages.class_latents(
+                        g, c, a, samples_per_class=a.finder_samples_per_class, stream=3, **shapes
+                    ),
+                    models, layout,
+                ),
+            )
         for index, cell in pending:
             cell_a = config_lib.cell_config(config, cell).analysis
             at = steps.index(cell_a.weight_steps)
-            numbers = evaluate_cell(models, cell_a, latents, apcr, np.asarray(weights.snapshots)[:, :, :, at])
+            numbers = evaluate_cell(
+                models, cell_a, latents, apcr, np.asarray(weights.snapshots)[:, :, :, at], held_out
+            )
             record = {
                 "index": index, "cell": cell, "models": list(sw.models),
                 "analysis_seeds": list(sw.analysis_seeds), **numbers,
@@ -297,9 +340,12 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
         for i, c in enumerate(config_lib.sweep_cells(config))
     ]
     table, seed_rows, cells = summarize(config, records)
-    for name, rows in (("table", table), ("seeds", seed_rows), ("cells", cells)):
-        atomic_write_text(workdir / f"{name}.csv", to_csv(rows))
-    sweep_report.write_report(workdir, config, cells, table, models)
+    finder_rows = summarize_finders(config, records)
+    outputs = (("table", table), ("seeds", seed_rows), ("cells", cells), ("finders", finder_rows))
+    for name, rows in outputs:
+        if rows:
+            atomic_write_text(workdir / f"{name}.csv", to_csv(rows))
+    sweep_report.write_report(workdir, config, cells, table, models, finder_rows)
     log(f"[sweep] wrote {workdir / 'table.csv'} and {workdir / 'report.md'}")
     return SweepResult(table, cells, workdir)
 
@@ -391,6 +437,38 @@ def summarize(config, records: list[dict]) -> tuple[list[dict], list[dict], list
     return table, seed_rows, cells
 
 
+def summarize_finders(config, records: list[dict]) -> list[dict]:
+    """``finders.csv``: per cell, finder and distance, each measure's class mean with its
+    intervals over model seeds and over analysis seeds (empty when no cell compared finders)."""
+    sw = config.sweep
+    boot = dict(num_resamples=sw.bootstrap_resamples, confidence=sw.confidence)
+    rows = []
+    for record in records:
+        finders = record.get("finders")
+        if not finders:
+            continue
+        settings = {"cell": cell_name(record["index"]), **record["cell"]}
+        means = {
+            (mode, measure): np.asarray(finders[mode][measure], np.float64).mean(axis=3)  # [M, A, F, T]
+            for mode, measures in FINDER_MEASURES.items() for measure in measures
+        }
+        for f, name in enumerate(finders["names"]):
+            intervals = {
+                key: {over: bootstrap_interval(v[:, :, f], over, seed=record["index"], **boot) for over in ("model", "analysis")}
+                for key, v in means.items()
+            }
+            for t, distance in enumerate(finders["distances"]):
+                row = {**settings, "finder": name, "distance": distance}
+                for (mode, measure), v in means.items():
+                    column = f"{mode}_{measure}"
+                    row[column] = v[:, :, f, t].mean()
+                    for over, (low, high) in intervals[(mode, measure)].items():
+                        row[f"{column}_{over}_low"], row[f"{column}_{over}_high"] = low[t], high[t]
+                row["model_seeds"], row["analysis_seeds"] = means[("same", "flip_rate")].shape[:2]
+                rows.append(_rounded(row))
+    return rows
+
+
 def _class_interval(per_class: np.ndarray, seed: int, boot: dict) -> tuple[float, float]:
     """Interval of a class mean from resampling the classes (for the set-stability curves)."""
     if not np.all(np.isfinite(per_class)):
@@ -417,4 +495,4 @@ def read_table(path: str | os.PathLike) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-__all__ = ["SweepResult", "run_sweep", "summarize", "evaluate_cell", "read_table"]
+__all__ = ["SweepResult", "run_sweep", "summarize", "summarize_finders", "evaluate_cell", "read_table"]

@@ -75,7 +75,42 @@ def figure_convergence(path: pathlib.Path, config, cells: list[dict], axis: str)
     _save(fig, path)
 
 
-def write_report(workdir: pathlib.Path, config, cells: list[dict], table: list[dict], models) -> None:
+def finder_lines(config, finder_rows: list[dict]) -> list[str]:
+    """Per cell, the finders at the config's two table distances: the report's comparison."""
+    from latentjax.experiment.report import FINDER_LABELS
+
+    distances = [float(d) for d in config.analysis.finder_table_distances]
+    lines = [
+        "", "## Direction finders per cell", "",
+        "Class means over model and analysis seeds; brackets: interval over model seeds, then over "
+        "analysis seeds (a dash: one seed of that kind). Held-out codes, equal L2 distances; see the "
+        "reproduction report for what each measure is.",
+    ]
+    by_cell: dict[str, list[dict]] = {}
+    for row in finder_rows:
+        by_cell.setdefault(row["cell"], []).append(row)
+    for cell, rows in by_cell.items():
+        header = ["finder"] + [
+            f"{mode}: {label} @ {d:g}" for (mode, _), label in FINDER_LABELS.items() for d in distances
+        ]
+        lines += ["", f"### {cell}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for name in dict.fromkeys(r["finder"] for r in rows):
+            at = {r["distance"]: r for r in rows if r["finder"] == name}
+            cells_text = []
+            for mode, measure in FINDER_LABELS:
+                column = f"{mode}_{measure}"
+                for d in distances:
+                    r = at[d]
+                    cells_text.append(
+                        f"{r[column]:.2f} {_interval(r, column + '_model')} {_interval(r, column + '_analysis')}"
+                    )
+            lines.append(f"| `{name}` | " + " | ".join(cells_text) + " |")
+    return lines
+
+
+def write_report(
+    workdir: pathlib.Path, config, cells: list[dict], table: list[dict], models, finder_rows=()
+) -> None:
     sw = config.sweep
     grid_keys = list(sw.grid.keys())
     paper = PAPER_TABLE_1 if config.dataset == "fashion_mnist" else None
@@ -148,6 +183,8 @@ def write_report(workdir: pathlib.Path, config, cells: list[dict], table: list[d
                 f"| {100 * r['flip_apcr_top']:.0f}% | {100 * r['flip_weights_top']:.0f}% "
                 f"| {paper[r['class']] if paper else '–'} |"
             )
+    if finder_rows:
+        lines += finder_lines(config, list(finder_rows))
     figures = []
     for axis in swept_axes(config):
         name = f"convergence_{axis}.png"

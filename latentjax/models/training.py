@@ -57,6 +57,11 @@ ADDED_KEYS = {
     "gan": (("gan_training", "ema_decay"), ("gan_training", "ema_start_epoch")),
     # Classifiers trained before the key existed have two blocks, its default.
     "classifier": (("classifier", "blocks"), ("classifier_training", "augment_fill")),
+    # A reproduction from before the finder comparison resumes and adds it as a new stage.
+    "reproduce": (("classifier", "blocks"), ("classifier_training", "augment_fill")) + tuple(("analysis", name) for name in (
+        "finders", "finder_distances", "finder_table_distances", "finder_samples_per_class",
+        "finder_components", "finder_choice_distance", "finder_prior_samples",
+    )),
 }
 # Config sections a training run of each kind never reads; a run resumes whatever they say now.
 NOT_READ_BY_TRAINING = {
