@@ -23,5 +23,9 @@ $(INSTALLED): pyproject.toml requirements/constraints.txt
 run: $(INSTALLED)
 	$(VENV)/bin/latentjax reproduce --config configs/default.py
 
+# Two test processes (pytest-xdist; each file stays in one, so its fixtures are built once):
+# XLA compiles on one core, and the suite is mostly compiling, so a second process keeps both
+# of CI's cores busy. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: $(INSTALLED)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile

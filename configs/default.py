@@ -141,9 +141,9 @@ def get_analysis_config() -> ml_collections.ConfigDict:
             # distances; Methods A and B reuse their stages' results. A K-set at alpha per
             # dimension moves alpha * sqrt(K): alpha = 3, K = 10 is about 9.5.
             finders=("apcr", "weights", "sefa", "ganspace", "interfacegan", "random", "random_dense"),
-            finder_distances=(0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0),
+            finder_distances=(1.5, 3.0, 4.5, 6.0, 7.5, 9.0),
             finder_table_distances=(4.5, 9.0),  # the report table's two columns per measure
-            finder_samples_per_class=16,
+            finder_samples_per_class=8,
             # SeFa and GANSpace: candidate directions, and the distance at which each class
             # picks the candidate (and sign) that lowers Q_j most on Z_j.
             finder_components=10,

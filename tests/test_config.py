@@ -62,7 +62,7 @@ def test_tiny_config_derives_from_default():
         ("analysis.finders=('sefa','sefa')", "config.analysis.finders=('sefa', 'sefa'): expected distinct names among ['apcr', 'ganspace', 'interfacegan', 'random', 'random_dense', 'sefa', 'weights'] (register your own with latentjax.register_finder), or () to skip the comparison."),
         ("analysis.finder_distances=(0.0,3.0,1.0)", "config.analysis.finder_distances=(0.0, 3.0, 1.0): expected increasing non-negative latent distances (L2 norms of the shift)."),
         ("analysis.finder_distances=(-1.0,3.0)", "config.analysis.finder_distances=(-1.0, 3.0): expected increasing non-negative latent distances (L2 norms of the shift)."),
-        ("analysis.finder_table_distances=(4.0,9.0)", "config.analysis.finder_table_distances=(4.0, 9.0): expected two of config.analysis.finder_distances=(0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0)."),
+        ("analysis.finder_table_distances=(4.0,9.0)", "config.analysis.finder_table_distances=(4.0, 9.0): expected two of config.analysis.finder_distances=(1.5, 3.0, 4.5, 6.0, 7.5, 9.0)."),
         ("analysis.finder_prior_samples=0", "config.analysis.finder_prior_samples=0: expected a positive integer."),
         ("analysis.finder_choice_distance=0.0", "config.analysis.finder_choice_distance=0.0: expected a positive number."),
     ],

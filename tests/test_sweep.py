@@ -137,7 +137,7 @@ def test_a_killed_sweep_resumes_without_recomputing(finished, tmp_path):
 def test_stacked_models_vmapped_equal_the_loop(tmp_path):
     models = ("fashion_mnist", str(PRETRAINED_ROOT / "fashion_mnist"))
     grid = {"sweep.models": models, "sweep.grid.k": (3,), "sweep.grid.weight_steps": (2,),
-            "sweep.analysis_seeds": (0,)}
+            "sweep.analysis_seeds": (0,), "analysis.finders": ("apcr",)}
     records = {}
     for layout in ("loop", "vmap"):
         config = tiny_sweep_config(**grid, **{"sweep.model_layout": layout})
@@ -147,6 +147,8 @@ def test_stacked_models_vmapped_equal_the_loop(tmp_path):
     np.testing.assert_allclose(vmapped["ir"], loop["ir"])
     np.testing.assert_allclose(vmapped["jaccard"]["apcr"], loop["jaccard"]["apcr"])
     np.testing.assert_allclose(vmapped["flip"]["apcr"]["top"], loop["flip"]["apcr"]["top"])
+    # Held-out codes drawn under vmap score the finders as the loop's do.
+    np.testing.assert_allclose(vmapped["finders"]["cross"]["target_share"], loop["finders"]["cross"]["target_share"])
     # The same weights twice: the two model seeds agree, so the model interval is a point.
     assert loop["ir"][0] == loop["ir"][1]
 
