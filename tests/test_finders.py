@@ -165,3 +165,13 @@ def test_the_shipped_generators_first_block_is_its_batch_normalised_dense_output
     expected = jax.nn.relu(state["intermediates"]["BatchNorm_0"]["__call__"][0])
     np.testing.assert_allclose(layer(z), expected, atol=1e-4)
     assert float(jnp.mean(layer(z) == 0)) > 0.1  # the ReLU is there: GANSpace's PCA is not SeFa's
+
+
+def test_randomized_principal_axes_equal_the_full_svd():
+    # A 600 x 300 matrix with a decaying spectrum, like a generator layer's activations.
+    u, _ = jnp.linalg.qr(jax.random.normal(jax.random.key(0), (600, 300)))
+    v, _ = jnp.linalg.qr(jax.random.normal(jax.random.key(1), (300, 300)))
+    x = (u * (0.9 ** jnp.arange(300.0))[None, :]) @ v.T
+    fast = finders.top_principal_axes(x, 10, jax.random.key(2))
+    _, _, exact = jnp.linalg.svd(x, full_matrices=False)
+    np.testing.assert_allclose(jnp.abs(jnp.sum(fast * exact[:10], axis=-1)), 1.0, atol=1e-3)
