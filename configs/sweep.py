@@ -26,6 +26,9 @@ def get_config() -> ml_collections.ConfigDict:
     # The study's base learning rate (docs/results.md records its sweeps at 0.01); make run's
     # default, 0.03, was chosen from them.
     config.analysis.weight_learning_rate = 1e-2
+    # The Table 1 sweeps compare no direction finders (their recorded times are without them);
+    # configs/sweep_finders.py does, or pass --config.analysis.finders="('apcr','sefa')".
+    config.analysis.finders = ()
     config.sweep = ml_collections.ConfigDict(
         dict(
             # One entry per model seed: shipped names or exported folders.

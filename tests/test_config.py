@@ -14,6 +14,17 @@ def test_shipped_configs_load_and_validate(name):
     assert config.latent_dim == 100 and config.dataset == "fashion_mnist"
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.py")), ids=lambda p: p.stem)
+def test_every_config_loads_and_validates(path):
+    config = config_lib.load_config(path)
+    config_lib.validate_config(config)
+    if path.stem in ("sweep", "sweep_gans", "sweep_steps"):
+        assert tuple(config.analysis.finders) == ()  # their recorded times are without the finders
+    if path.stem == "sweep_finders":
+        assert len(config_lib.sweep_cells(config)) == 1 and len(config.sweep.models) == 3
+        assert tuple(config.analysis.finders) == tuple(config_lib.load_config(REPO / "configs" / "default.py").analysis.finders)
+
+
 @pytest.mark.parametrize("name", ["zappos", "zappos_tiny"])
 def test_zappos_configs_describe_64x64_rgb_shoes(name):
     config = config_lib.load_config(REPO / "configs" / f"{name}.py")
