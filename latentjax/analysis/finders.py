@@ -99,7 +99,19 @@ def find_directions(
     k: int = 10,
     **options,
 ) -> jax.Array:
-    """Runs the registered finder ``name``: ``directions[C, N]``, row ``j`` raising ``Q_j``."""
+    """Runs the registered finder ``name``: ``directions[C, N]``, row ``j`` raising ``Q_j``.
+
+    ``codes[C, S, N]``: the class code sets; ``k``: the size of the sparse finders' sets;
+    ``options`` go to the finder (e.g. ``samples=`` for ``interfacegan``, ``layer=`` for
+    ``ganspace``). Checks the name, the codes, ``k`` and the returned shape.
+
+    >>> import jax, jax.numpy as jnp
+    >>> classify = lambda x: jax.nn.softmax(3.0 * x, axis=-1)   # class j where z_j is larger
+    >>> codes = jnp.tile(jnp.eye(2)[:, None, :], (1, 3, 1))
+    >>> d = find_directions("interfacegan", lambda z: z, classify, codes, jax.random.key(0), k=1, samples=256)
+    >>> [[round(v, 1) for v in row] for row in d.tolist()]     # the normals of z_0 = z_1
+    [[0.7, -0.7], [-0.7, 0.7]]
+    """
     if name not in FINDERS:
         raise ValueError(f"finder {name!r}: expected one of {sorted(FINDERS)} (or register_finder).")
     _validation.check_codes(codes, ndim=3)
