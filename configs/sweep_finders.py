@@ -8,7 +8,11 @@ configs/sweep_gans.py for the two commands), then:
 One cell (make run's analysis: S = 16, 250 Method B steps at learning rate 0.03) over three
 GANs and two analysis seeds; every finder of configs/default.py. Output: finders.csv (a row per
 finder and distance, each measure with its intervals over model seeds and over analysis seeds)
-and the report's "Direction finders per cell". Measured numbers and time: docs/results.md.
+and the report's "Direction finders per cell".
+
+Expected (docs/results.md): 52 min on a 2-core CPU (shared with another job); cross-class
+target share at distance 9, InterFaceGAN 0.61, GANSpace 0.30, Method A 0.27, SeFa 0.25,
+random 0.12, Method B 0.07; off-target change Method A 0.37, InterFaceGAN 0.21.
 """
 
 import ml_collections
