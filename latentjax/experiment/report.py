@@ -166,7 +166,7 @@ def figure_finders(path, results):
             r = f[mode][measure][name]
             ax.plot(distances, r["mean"], "-" if sparse else "--", marker=".", color=cmap(i % 10), label=name)
             ax.fill_between(distances, r["low"], r["high"], color=cmap(i % 10), alpha=0.15)
-        ax.set_title(f"{'same' if mode == 'same' else 'cross'} class: {label}", fontsize=9)
+        ax.set_title(f"{mode} class: {label}", fontsize=9)
         ax.set_xlabel("latent distance ||z' - z||", fontsize=8)
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
@@ -186,7 +186,7 @@ def figure_finder_images(path, results, comparison, mode):
     targets = results["config"]["analysis"]["cross_targets"]
     labels = names if mode == "same" else [f"{names[j]}\n-> {names[t]}" for j, t in enumerate(targets)]
     ax.set_xticks([(j + 0.5) * size for j in range(len(names))], labels, fontsize=7, rotation=45, ha="right")
-    ax.set_title(f"{'same' if mode == 'same' else 'cross'} class, distance {f['distances'][-1]:g}", fontsize=9)
+    ax.set_title(f"{mode} class, distance {f['distances'][-1]:g}", fontsize=9)
     _save(fig, path)
 
 
@@ -195,7 +195,7 @@ def render_finders(results: dict) -> list[str]:
     f = results["finders"]
     near, far = (f["distances"].index(d) for d in f["table_distances"])
     header = ["finder", "kind"] + [
-        f"{'same' if mode == 'same' else 'cross'}: {label} @ {f['distances'][t]:g}"
+        f"{mode}: {label} @ {f['distances'][t]:g}"
         for (mode, measure), label in FINDER_LABELS.items() for t in (near, far)
     ]
     rows = []

@@ -34,7 +34,7 @@ from latentjax.analysis.apcr import APCRResult
 from latentjax.analysis.finders import FINDERS, DirectionEvaluation
 from latentjax.analysis.latents import ClassLatents
 from latentjax.analysis.manipulation import ManipulationResult
-from latentjax.analysis.sets import chance_level, controlling_set, intersection_ratio, top_k_mask
+from latentjax.analysis.sets import chance_level, intersection_ratio
 from latentjax.analysis.statistics import bootstrap_interval
 from latentjax.analysis.structure import knn_class_accuracy
 from latentjax.analysis.weights import WeightResult
@@ -213,9 +213,7 @@ def _reproduce(config, workdir: pathlib.Path, models, log) -> dict:
     comparison = None
     if a.finders:
         def finders():
-            held_out = stages.class_latents(
-                generate, classify, a, samples_per_class=a.finder_samples_per_class, stream=3, **shapes
-            )
+            held_out = stages.held_out_latents(generate, classify, a, **shapes)
             layer = make_generator_layer(models.spec, models.generator_variables)
             return stages.compare_finders(
                 generate, classify, a, latents, held_out, apcr, weights.weights, layer=layer
@@ -275,23 +273,13 @@ def finder_summary(a, comparison: stages.FinderComparison, *, num_resamples: int
     return out
 
 
-def analysis_sets(a, apcr: APCRResult, weights: WeightResult) -> tuple[jax.Array, jax.Array]:
-    """Every seed's high-correlated sets ``H`` and controlling sets ``C``, ``[seeds, C, N]``."""
-    threshold = a.control_threshold if a.control_threshold >= 0 else None
-    high = jax.vmap(lambda scores: top_k_mask(scores.T, a.k))(jnp.asarray(apcr.apcr))
-    control = jax.vmap(lambda w: controlling_set(w, k=a.k, threshold=threshold))(
-        jnp.asarray(weights.weights)
-    )
-    return high, control
-
-
 def summarize(
     config, a, source, metadata, latents: ClassLatents, apcr: APCRResult, weights: WeightResult,
     manip: stages.Manipulations, struct: stages.LatentStructure,
 ) -> dict:
     """Every number of the run, JSON-ready (what ``results.json`` holds)."""
     n_classes, latent_dim = config.num_classes, config.latent_dim
-    high, control = analysis_sets(a, apcr, weights)
+    high, control = stages.analysis_sets(a, apcr, weights.weights)
     exact = a.control_threshold < 0  # an absolute threshold may choose more or fewer than K
     ir_matrix = np.asarray(jax.vmap(
         lambda h, c: intersection_ratio(h, c, a.k, exact_control_size=exact)

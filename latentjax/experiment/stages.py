@@ -64,8 +64,8 @@ def class_latents(
 ) -> ClassLatents:
     """``S`` confident prior codes per class for every seed in ``a.seeds``: ``codes[seeds, C, S, N]``.
 
-    ``S = a.samples_per_class`` unless given; ``stream`` picks an independent draw (the
-    finders' held-out codes use stream 3). Raises ``RuntimeError`` naming the seed and classes
+    ``S = a.samples_per_class`` unless given; ``stream`` picks an independent draw (see
+    :func:`held_out_latents`). Raises ``RuntimeError`` naming the seed and classes
     that stayed short of ``S`` codes.
     """
     wanted = a.samples_per_class if samples_per_class is None else samples_per_class
@@ -82,6 +82,15 @@ def class_latents(
         return result  # under a caller's vmap (a stack of models): it checks the stacked result
     check_latent_counts(result, a, wanted=wanted)
     return result
+
+
+def held_out_latents(generate, classify, a, *, latent_dim: int, num_classes: int) -> ClassLatents:
+    """The finders' held-out codes: ``a.finder_samples_per_class`` per class and seed, drawn
+    independently of the latent sets (stream 3)."""
+    return class_latents(
+        generate, classify, a, latent_dim=latent_dim, num_classes=num_classes,
+        samples_per_class=a.finder_samples_per_class, stream=3,
+    )
 
 
 def check_latent_counts(result: ClassLatents, a, label: str = "", wanted: int | None = None) -> None:
@@ -214,18 +223,24 @@ class FinderComparison(NamedTuple):
     cross_images: jax.Array
 
 
+def analysis_sets(a, apcr: APCRResult, weights: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Every seed's high-correlated sets ``H`` and controlling sets ``C``, ``[seeds, C, N]``,
+    from Method A's ``apcr`` and Method B's ``w*[seeds, C, N]`` (both stacked over seeds)."""
+    threshold = a.control_threshold if a.control_threshold >= 0 else None
+    high = jax.vmap(lambda scores: top_k_mask(scores.T, a.k))(jnp.asarray(apcr.apcr))
+    control = jax.vmap(lambda w: controlling_set(w, k=a.k, threshold=threshold))(jnp.asarray(weights))
+    return high, control
+
+
 def finder_directions(
-    generate, classify, a, codes: jax.Array, apcr: APCRResult, weights: jax.Array, seed_index: int,
-    key: jax.Array, *, layer=None,
+    generate, classify, a, codes: jax.Array, key: jax.Array, *, known: dict[str, jax.Array], layer=None,
 ) -> jax.Array:
     """``directions[F, C, N]`` of every finder in ``a.finders`` for one analysis seed.
 
-    ``apcr`` (stacked over seeds) and ``weights`` (``w*[seeds, C, N]``) are the stages'
-    results, so Methods A and B are not run again: their directions are what
-    :func:`~latentjax.find_directions` would return for ``'apcr'`` and ``'weights'`` with the
-    run's settings. ``layer``: GANSpace's early layer.
+    ``known``: directions already found, by finder name (Methods A and B from their stages'
+    sets, so they are not run again); every other finder runs on ``codes[C, S, N]``.
+    ``layer``: GANSpace's early layer.
     """
-    threshold = a.control_threshold if a.control_threshold >= 0 else None
     options = {
         "sefa": dict(components=a.finder_components, distance=a.finder_choice_distance),
         "ganspace": dict(
@@ -234,21 +249,12 @@ def finder_directions(
         ),
         "interfacegan": dict(samples=a.finder_prior_samples),
     }
-    rows = []
-    for index, name in enumerate(a.finders):
-        if name == "apcr":
-            rows.append(signed_directions(
-                top_k_mask(jnp.asarray(apcr.apcr[seed_index]).T, a.k), jnp.asarray(apcr.directions[seed_index]).T
-            ))
-        elif name == "weights":
-            w = jnp.asarray(weights[seed_index])
-            rows.append(signed_directions(controlling_set(w, k=a.k, threshold=threshold), w))
-        else:
-            rows.append(find_directions(
-                name, generate, classify, codes, jax.random.fold_in(key, index), k=a.k,
-                **options.get(name, {}),
-            ))
-    return jnp.stack(rows)
+    return jnp.stack([
+        known[name] if name in known else find_directions(
+            name, generate, classify, codes, jax.random.fold_in(key, index), k=a.k, **options.get(name, {})
+        )
+        for index, name in enumerate(a.finders)
+    ])
 
 
 def compare_finders(
@@ -265,10 +271,17 @@ def compare_finders(
     distances = np.asarray(a.finder_distances, np.float32)
     keys = seed_keys(a.seeds, 4)
     chunk = a.chunk_size or None
+    # What find_directions('apcr' / 'weights') would return with the run's settings, every seed.
+    high, control = analysis_sets(a, apcr, weights)
+    known = {
+        "apcr": signed_directions(high, jnp.swapaxes(jnp.asarray(apcr.directions), -1, -2)),
+        "weights": signed_directions(control, jnp.asarray(weights)),
+    }
     directions, same, cross = [], [], []
     for s in range(len(a.seeds)):
         found = finder_directions(
-            generate, classify, a, jnp.asarray(latents.codes[s]), apcr, weights, s, keys[s], layer=layer
+            generate, classify, a, jnp.asarray(latents.codes[s]), keys[s],
+            known={name: rows[s] for name, rows in known.items()}, layer=layer,
         )
         codes = jnp.asarray(held_out.codes[s])
         directions.append(found)

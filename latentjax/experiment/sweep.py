@@ -56,7 +56,7 @@ from latentjax.analysis.apcr import APCRResult
 from latentjax.analysis.latents import ClassLatents
 from latentjax.analysis.manipulation import compare_sets
 from latentjax.analysis.parallel import stack_pytrees
-from latentjax.analysis.sets import controlling_set, intersection_ratio, pairwise_jaccard, top_k_mask
+from latentjax.analysis.sets import intersection_ratio, pairwise_jaccard
 from latentjax.analysis.statistics import bootstrap_interval
 from latentjax.analysis.weights import WeightResult
 from latentjax.experiment import stages
@@ -166,7 +166,6 @@ def evaluate_cell(
     ``alpha = alpha_max``), ``jaccard[method][M][C]`` (mean over pairs of analysis seeds) and,
     when ``a.finders`` names any (scored on ``held_out``), ``finders[mode][measure][M][A][F][C][T]``.
     """
-    threshold = a.control_threshold if a.control_threshold >= 0 else None
     alphas = stages.alpha_grid(a)
     ir, jaccard = [], {m: [] for m in METHODS}
     flip = {m: {s: [] for s in SET_NAMES} for m in METHODS}
@@ -174,10 +173,10 @@ def evaluate_cell(
         scores = jnp.swapaxes(jnp.asarray(apcr.apcr[index]), -1, -2)  # [A, C, N]
         signs_a = jnp.swapaxes(jnp.asarray(apcr.directions[index]), -1, -2)
         w = jnp.asarray(weights[index])  # [A, C, N]
-        high = jax.vmap(lambda s: top_k_mask(s, a.k))(scores)
-        control = jax.vmap(lambda x: controlling_set(x, k=a.k, threshold=threshold))(w)
+        high, control = stages.analysis_sets(a, jax.tree.map(lambda x: x[index], apcr), w)
+        exact = a.control_threshold < 0  # an absolute threshold may choose more or fewer than K
         ir.append(np.asarray(jax.vmap(
-            lambda h, c: intersection_ratio(h, c, a.k, exact_control_size=threshold is None)
+            lambda h, c: intersection_ratio(h, c, a.k, exact_control_size=exact)
         )(high, control)))
         jaccard["apcr"].append(np.asarray(pairwise_jaccard(high)))
         jaccard["weights"].append(np.asarray(pairwise_jaccard(control)))
@@ -313,12 +312,7 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
             held_out = cache.get(
                 "held_out", ClassLatents,
                 {**_settings(a, LATENT_KEYS), "finder_samples_per_class": a.finder_samples_per_class},
-                lambda: _over_models(
-                    lambda g, c: stages.class_latents(
-                        g, c, a, samples_per_class=a.finder_samples_per_class, stream=3, **shapes
-                    ),
-                    models, layout,
-                ),
+                lambda: _over_models(lambda g, c: stages.held_out_latents(g, c, a, **shapes), models, layout),
             )
         for index, cell in pending:
             cell_a = config_lib.cell_config(config, cell).analysis
