@@ -22,7 +22,6 @@ TINY_ANALYSIS = dict(
     m=1,
     k=3,
     weight_steps=3,
-    weight_batch=2,
     num_alphas=3,
     manipulation_samples=2,
     inversion_per_class=2,
@@ -63,6 +62,9 @@ def get_config() -> ml_collections.ConfigDict:
             analysis_seeds=(0, 1),
             grid=ml_collections.ConfigDict(dict(k=(2, 3), weight_steps=(2, 3))),
             model_layout="auto",
+            # A folder of stage artefacts shared between sweeps ('' = the sweep's own stages/):
+            # one artefact per stage, settings and analysis seed, computed once for all of them.
+            stages_dir="",
             bootstrap_resamples=200,
             confidence=0.95,
         )

@@ -1,6 +1,6 @@
 """latentjax: which latent dimensions of a GAN control which concept, in JAX.
 
-The analysis (Li et al., ICPR 2020; see SPEC.md) takes a generator ``generate(z[B, N]) -> x``
+The analysis (Li et al., ICPR 2020; see docs/method.md) takes a generator ``generate(z[B, N]) -> x``
 and a classifier ``classify(x) -> probs[B, C]``, either as model pytrees (for example
 ``jax.tree_util.Partial(apply, variables)``, what :func:`load_pretrained` gives) or as plain
 functions:

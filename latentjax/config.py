@@ -146,7 +146,7 @@ def _validate_pixel_statistics(config: ml_collections.ConfigDict) -> None:
 
 
 _ANALYSIS_POSITIVE_INTS = (
-    "samples_per_class", "sample_batch", "max_draws", "m", "k", "weight_steps", "weight_batch",
+    "samples_per_class", "sample_batch", "max_draws", "m", "k", "weight_steps",
     "num_alphas", "manipulation_samples", "inversion_per_class", "inversion_steps", "knn_k",
     "finder_samples_per_class", "finder_components", "finder_prior_samples",
 )
@@ -156,10 +156,29 @@ _ANALYSIS_POSITIVE_FLOATS = (
 )
 
 
+#: 0 means "all codes" (weight_batch) and "u drawn at random" (weight_xi_nodes).
+_ANALYSIS_NON_NEGATIVE_INTS = ("weight_batch", "weight_xi_nodes")
+
+
 def _validate_analysis(config: ml_collections.ConfigDict) -> None:
+    from latentjax.analysis.weights import PENALTIES, SCHEDULES, SOLVERS
+
     a = config.analysis
     for key in _ANALYSIS_POSITIVE_INTS:
         _check(a[key], f"config.analysis.{key}", **POSITIVE_INT)
+    for key in _ANALYSIS_NON_NEGATIVE_INTS:
+        _check(a[key], f"config.analysis.{key}", **NON_NEGATIVE_INT)
+    for key, allowed in (
+        ("weight_penalty", PENALTIES), ("weight_schedule", SCHEDULES), ("weight_solver", SOLVERS)
+    ):
+        if a[key] not in allowed:
+            raise ConfigError(f"config.analysis.{key}={a[key]!r}: expected one of {allowed}.")
+    if a.weight_solver == "lbfgs" and (a.weight_batch != 0 or a.weight_xi_nodes == 0):
+        raise ConfigError(
+            f"config.analysis.weight_solver='lbfgs' with weight_batch={a.weight_batch!r} and "
+            f"weight_xi_nodes={a.weight_xi_nodes!r}: L-BFGS needs the deterministic loss, expected "
+            "weight_batch=0 and weight_xi_nodes > 0 (or weight_solver='adam')."
+        )
     for key in _ANALYSIS_POSITIVE_FLOATS:
         _check(a[key], f"config.analysis.{key}", **POSITIVE)
     if a.k > config.latent_dim:
@@ -182,7 +201,7 @@ def _validate_analysis(config: ml_collections.ConfigDict) -> None:
         )
     if not 0 <= a.threshold <= 1:
         raise ConfigError(f"config.analysis.threshold={a.threshold!r}: expected a probability in [0, 1].")
-    for key in ("lam", "inversion_beta"):
+    for key in ("lam", "inversion_beta", "weight_smoothing"):
         _check(a[key], f"config.analysis.{key}", **NON_NEGATIVE)
     if not isinstance(a.train_models, bool):
         raise ConfigError(f"config.analysis.train_models={a.train_models!r}: expected True or False.")
@@ -246,7 +265,8 @@ SWEEP_KEYS = (
     "samples_per_class", "threshold", "sample_batch", "max_draws",
     "delta", "m", "relative", "signed", "eps",
     "lam", "xi_min", "xi_max", "weight_steps", "weight_batch", "weight_learning_rate",
-    "weight_init", "parametrization",
+    "weight_init", "parametrization", "weight_solver", "weight_xi_nodes", "weight_smoothing", "weight_schedule",
+    "weight_penalty",
     "k", "control_threshold", "alpha_max", "num_alphas", "manipulation_samples",
 )
 SWEEP_LAYOUTS = ("auto", "loop", "vmap")
@@ -293,6 +313,8 @@ def _validate_sweep(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(
                 f"config.sweep.grid.{key}={values!r}: expected a non-empty tuple of distinct values."
             )
+    if not isinstance(sw.get("stages_dir", ""), str):
+        raise ConfigError(f"config.sweep.stages_dir={sw.stages_dir!r}: expected a folder path, or '' for the sweep's own.")
     if sw.model_layout not in SWEEP_LAYOUTS:
         raise ConfigError(f"config.sweep.model_layout={sw.model_layout!r}: expected one of {SWEEP_LAYOUTS}.")
     _check(sw.bootstrap_resamples, "config.sweep.bootstrap_resamples", **POSITIVE_INT)

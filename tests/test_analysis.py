@@ -168,37 +168,56 @@ def test_tanh_parametrisation_finds_the_same_set(codes):
     np.testing.assert_array_equal(lj.controlling_set(result.weights, k=2), planted.planted_mask())
 
 
+#: The paper's reading of Method B: random batches and xi, exact |.| and max, constant rate.
+SAMPLED = dict(solver="adam", batch_size=8, xi_nodes=0, smoothing=0.0, schedule="constant")
+
+
 def test_weights_are_bit_identical_for_the_same_seed(codes, weight_result):
     again = lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.key(0))
     np.testing.assert_array_equal(again.weights, weight_result.weights)
     np.testing.assert_array_equal(again.losses, weight_result.losses)
+    # The converged reading draws nothing: another key gives the same run.
     other = lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.key(1))
-    assert not np.array_equal(other.losses, weight_result.losses)
+    np.testing.assert_array_equal(other.losses, weight_result.losses)
+    # The sampled reading draws batches and xi from the key.
+    sampled = lambda key: lj.optimize_weights(planted.generate, planted.classify, codes, key, steps=20, **SAMPLED)
+    np.testing.assert_array_equal(sampled(jax.random.key(0)).losses, sampled(jax.random.key(0)).losses)
+    assert not np.array_equal(sampled(jax.random.key(1)).losses, sampled(jax.random.key(0)).losses)
 
 
 def test_weight_snapshots_equal_shorter_runs(codes):
     long = lj.optimize_weights(
         planted.generate, planted.classify, codes, jax.random.key(5), steps=12,
-        snapshot_steps=(1, 5, 12), parametrization="tanh",
+        snapshot_steps=(1, 5, 12), parametrization="tanh", **SAMPLED,
     )
     assert long.snapshots.shape == (codes.shape[0], 3, codes.shape[-1])
     np.testing.assert_array_equal(long.snapshots[:, 2], long.weights)
     for index, steps in enumerate((1, 5)):
         short = lj.optimize_weights(
             planted.generate, planted.classify, codes, jax.random.key(5), steps=steps,
-            parametrization="tanh",
+            parametrization="tanh", **SAMPLED,
         )
         assert short.snapshots is None
         np.testing.assert_allclose(long.snapshots[:, index], short.weights, rtol=1e-6, atol=1e-7)
         np.testing.assert_array_equal(long.losses[:, :steps], short.losses)
     with pytest.raises(ValueError, match=r"snapshot_steps=\(0,\): expected integers in 1..steps=3"):
         lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.key(5), steps=3,
-                            snapshot_steps=(0,))
+                            snapshot_steps=(0,), **SAMPLED)
+    with pytest.raises(ValueError, match=r"with schedule='cosine': expected schedule='constant'"):
+        lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.key(5), steps=3,
+                            snapshot_steps=(2,), solver="adam", schedule="cosine")
+    # L-BFGS has no schedule: its step t is a run of t steps.
+    lbfgs = dict(solver="lbfgs", xi_nodes=2)
+    converged = lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.key(5),
+                                    steps=6, snapshot_steps=(3, 6), **lbfgs)
+    np.testing.assert_array_equal(converged.snapshots[:, 1], converged.weights)
+    three = lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.key(5), steps=3, **lbfgs)
+    np.testing.assert_allclose(converged.snapshots[:, 0], three.weights, rtol=1e-6, atol=1e-7)
 
 
 def test_weights_host_loop_equals_the_device_loop_and_keys_per_set(codes):
     make = jax.random.key
-    common = dict(steps=13, snapshot_steps=(4, 13))
+    common = dict(steps=13, snapshot_steps=(4, 13), **SAMPLED)
     device = lj.optimize_weights(planted.generate, planted.classify, codes, make(2), loop="device", **common)
     host = lj.optimize_weights(planted.generate, planted.classify, codes, make(2), loop="host", **common)
     for a, b in zip(device, host):
@@ -216,9 +235,47 @@ def test_weights_host_loop_equals_the_device_loop_and_keys_per_set(codes):
 def test_raw_prng_keys_work_as_one_key_or_one_per_set(codes):
     keys = jax.vmap(lambda c: jax.random.fold_in(jax.random.PRNGKey(4), c))(jnp.arange(codes.shape[0]))
     assert keys.shape == (codes.shape[0], 2)  # raw uint32 keys: a batch has two axes
-    per_set = lj.optimize_weights(planted.generate, planted.classify, codes, keys, steps=2)
-    single = lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.PRNGKey(4), steps=2)
+    per_set = lj.optimize_weights(planted.generate, planted.classify, codes, keys, steps=2, **SAMPLED)
+    single = lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.PRNGKey(4), steps=2, **SAMPLED)
     np.testing.assert_array_equal(per_set.weights, single.weights)
+
+
+def test_converged_weights_do_not_move_with_rounding(codes, weight_result):
+    """The default (converged) reading ends at one point: codes moved by 1e-6 (relative), and the
+    host loop against the device loop, give the same sets and |w| to well under the set gaps."""
+    moved = lj.optimize_weights(planted.generate, planted.classify, codes * (1 + 1e-6), jax.random.key(0))
+    device = lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.key(0), loop="device")
+    for other in (moved, device):
+        np.testing.assert_array_equal(
+            lj.controlling_set(other.weights, k=planted.K), lj.controlling_set(weight_result.weights, k=planted.K)
+        )
+        np.testing.assert_allclose(other.weights, weight_result.weights, atol=1e-4)
+    # The last steps barely move w: the learning rate has decayed to (almost) zero.
+    assert float(jnp.max(jnp.abs(weight_result.losses[:, -1] - weight_result.losses[:, -2]))) < 1e-5
+
+
+def test_lbfgs_needs_the_deterministic_loss(codes):
+    with pytest.raises(ValueError, match="solver='lbfgs' with batch_size=8, xi_nodes=1: L-BFGS's line search needs"):
+        lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.key(0), solver="lbfgs", batch_size=8)
+
+
+def test_sampled_weights_wander_with_rounding(codes):
+    """The paper's reading at a constant rate does not settle: the same perturbation moves w by
+    far more than it moves the converged reading (what the converged default is for)."""
+    run = lambda c: lj.optimize_weights(planted.generate, planted.classify, c, jax.random.key(0),
+                                        steps=150, learning_rate=0.05, **SAMPLED).weights
+    assert float(jnp.max(jnp.abs(run(codes) - run(codes * (1 + 1e-6))))) > 1e-3
+
+
+def test_xi_quadrature_and_smoothing_reduce_to_the_exact_objective():
+    u, weights = lj.analysis.weights.xi_quadrature(3, 1.0, 3.0)
+    cubic = lambda x: x ** 3 - 2 * x
+    np.testing.assert_allclose(float(weights @ cubic(u)), (3 ** 4 - 1) / 4 / 2 - (9 - 1) / 2, rtol=1e-5)
+    assert float(weights.sum()) == pytest.approx(1.0)
+    x = jnp.array([-2.0, 0.5])
+    np.testing.assert_allclose(lj.analysis.weights.smooth_abs(x, 0.0), jnp.abs(x))
+    np.testing.assert_allclose(lj.analysis.weights.smooth_max(x[0], x[1], 0.0), 0.5)
+    assert float(lj.analysis.weights.smooth_max(x[1], x[1], 0.1)) > 0.5  # rounded at the tie
 
 
 def test_weight_objective_counts_the_better_sign():

@@ -133,6 +133,23 @@ def test_a_killed_sweep_resumes_without_recomputing(finished, tmp_path):
     assert (workdir / "finders.csv").read_text() == (reference.workdir / "finders.csv").read_text()
 
 
+def test_sweeps_share_stages_per_seed_through_a_stages_dir(finished, tmp_path):
+    """A sweep pointed at another sweep's stages, with one more analysis seed, computes only
+    that seed's stages and gives the first seeds the same numbers."""
+    _, reference, _ = finished
+    config = tiny_sweep_config(**{
+        "sweep.stages_dir": str(reference.workdir / "stages"), "sweep.analysis_seeds": (0, 1, 2),
+        "analysis.finders": (),
+    })
+    lines = []
+    sweep.run_sweep(config, tmp_path / "more", log=lines.append)
+    computed = [line.strip() for line in lines if line.strip().startswith("stage ")]
+    assert computed and all(line.split(" {")[0].endswith("seeds [2]") for line in computed), computed
+    ours = json.loads((tmp_path / "more" / "cells" / "cell000.json").read_text())
+    theirs = json.loads((reference.workdir / "cells" / "cell000.json").read_text())
+    assert np.asarray(ours["ir"])[:, :2].tolist() == np.asarray(theirs["ir"]).tolist()
+
+
 @pytest.mark.slow
 def test_stacked_models_vmapped_equal_the_loop(tmp_path):
     models = ("fashion_mnist", str(PRETRAINED_ROOT / "fashion_mnist"))

@@ -128,8 +128,8 @@ def check_positive(value, name: str, integer: bool = False):
     _check_lower_bound(value, name, strict=True, integer=integer)
 
 
-def check_non_negative(value, name: str):
-    _check_lower_bound(value, name, strict=False)
+def check_non_negative(value, name: str, integer: bool = False):
+    _check_lower_bound(value, name, strict=False, integer=integer)
 
 
 def as_float(value, dtype=jnp.float32) -> jax.Array:

@@ -7,7 +7,7 @@ For latent dimension ``i``, offset index ``k in {-m, ..., m}`` and step ``delta`
     APCR_ij = mean_{z in Z_j} mean_{k != 0} |S^k_ij(z) - S^0_j(z)| / (S^0_j(z) + eps)
 
 ``relative=False`` drops the division by ``S^0 + eps``; ``signed=True`` drops the absolute value
-(both as in ``SPEC.md``). The curves ``mean_z S^k_ij`` are kept (the paper's Figure 3).
+(both as in docs/method.md). The curves ``mean_z S^k_ij`` are kept (the paper's Figure 3).
 
 All (class, dimension, offset, sample) evaluations are enumerated as rows and computed
 ``chunk_size`` rows at a time, each chunk adding its changes into ``[C, N]`` sums, so peak memory
@@ -141,7 +141,7 @@ def compute_apcr(
       codes: ``[C', S, N]``: ``codes[c]`` are the ``S`` codes ``Z_j`` of class ``classes[c]``.
       classes: ``[C']`` class index of each code set; default ``arange(C')``.
       delta: latent step between offsets (> 0). m: offsets ``k = -m..m`` (``m >= 1``).
-      relative, signed, eps: the definition options of ``SPEC.md``. ``delta`` and ``eps`` are
+      relative, signed, eps: the definition options of docs/method.md. ``delta`` and ``eps`` are
         traced: a new value does not compile again.
       chunk_size: generator+classifier rows per chunk and device (default per backend,
         :data:`latentjax.analysis._chunking.DEFAULT_CHUNK_SIZE`): bounds peak memory.

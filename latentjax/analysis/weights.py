@@ -2,14 +2,27 @@
 
 ::
 
-    Z'   = Z + w * xi                      xi = s * u,  u ~ U[xi_min, xi_max],  s = +-1
+    Z'   = Z + w * xi                      xi = s * u,  u in [xi_min, xi_max],  s = +-1
     dS_j = Q_j(G(Z')) - Q_j(G(Z))
-    w*   = argmin_w  E_{z, xi} [1 - max_s |dS_j|] + lambda * ||w||_2
+    w*   = argmin_w  E_{z, u} [1 - max_s |dS_j|] + lambda * penalty(w)
 
-Both signs of ``xi`` are evaluated and the larger ``|dS_j|`` counts. The box is kept by
+Both signs of ``xi`` are evaluated and the larger ``|dS_j|`` counts, so ``w`` and ``-w`` score
+the same: the result is oriented so that ``+w*`` raises ``Q_j`` (:func:`orient_weights`). The box is kept by
 ``optax.projections.projection_box`` after every optimiser step, or by ``w = tanh(v)``
-(``parametrization='tanh'``). The whole loop is one ``lax.scan`` inside ``jit``, and all classes
-are optimised together by ``vmap``.
+(``parametrization='tanh'``). All classes are optimised together by ``vmap``.
+
+Two readings of the expectation (docs/method.md, "Method B"):
+
+- **converged** (the default): the loss uses all ``S`` codes of the class, ``u`` at
+  ``xi_nodes`` fixed Gauss-Legendre nodes, and ``|.|`` and ``max`` smoothed over a width
+  ``smoothing``. It is then one smooth, deterministic function of ``w``; Adam with its learning
+  rate decayed to 0 on a cosine ends at a point where its gradient vanishes, so the controlling
+  sets do not change when the inputs move by a rounding error. (L-BFGS with a line search,
+  ``solver='lbfgs'``, reaches the same point in far fewer steps, but XLA:CPU compiles its
+  line-search loop over the models slowly; it suits accelerators.)
+- **sampled** (the paper's): each Adam step a random batch of ``batch_size`` codes and a random
+  ``u ~ U[xi_min, xi_max]`` per code, exact ``|.|`` and ``max``, constant learning rate:
+  ``solver='adam', batch_size=64, xi_nodes=0, smoothing=0.0, schedule='constant'``.
 """
 
 from __future__ import annotations
@@ -19,10 +32,20 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from latentjax.analysis import _validation
 from latentjax.analysis.parallel import as_pytree, is_traced
+
+#: The penalties on ``w``: the paper's plain L2 norm, its square, and the L1 norm.
+PENALTIES = ("l2", "l2_squared", "l1")
+SCHEDULES = ("constant", "cosine")
+SOLVERS = ("lbfgs", "adam")
+#: Curvature pairs L-BFGS keeps.
+LBFGS_MEMORY = 10
+# Keeps sqrt differentiable at 0 when the smoothing width is 0 (the exact |.| and max).
+_TINY = 1e-30
 
 
 class WeightResult(NamedTuple):
@@ -37,6 +60,58 @@ class WeightResult(NamedTuple):
     snapshots: jax.Array | None = None
 
 
+def smooth_abs(x: jax.Array, width) -> jax.Array:
+    """``sqrt(x^2 + width^2)``: ``|x|`` with a rounded kink; exactly ``|x|`` at ``width = 0``.
+
+    >>> import jax.numpy as jnp
+    >>> smooth_abs(jnp.array(-3.0), 0.0).item(), smooth_abs(jnp.array(0.0), 0.5).item()
+    (3.0, 0.5)
+    """
+    return jnp.sqrt(x * x + width * width + _TINY)
+
+
+def smooth_max(a: jax.Array, b: jax.Array, width) -> jax.Array:
+    """``(a + b + smooth_abs(a - b, width)) / 2``: ``max(a, b)`` with a rounded kink at ``a = b``.
+
+    >>> import jax.numpy as jnp
+    >>> smooth_max(jnp.array(1.0), jnp.array(3.0), 0.0).item()
+    3.0
+    """
+    return 0.5 * (a + b + smooth_abs(a - b, width))
+
+
+def weight_penalty(w: jax.Array, penalty: str = "l2") -> jax.Array:
+    """``||w||_2`` (``'l2'``, differentiable at 0), ``||w||_2^2`` (``'l2_squared'``) or ``||w||_1``.
+
+    >>> import jax.numpy as jnp
+    >>> [round(float(weight_penalty(jnp.array([3.0, -4.0]), p)), 3) for p in PENALTIES]
+    [5.0, 25.0, 7.0]
+    """
+    if penalty == "l2":
+        return jnp.sqrt(jnp.sum(w * w) + 1e-12)
+    if penalty == "l2_squared":
+        return jnp.sum(w * w)
+    if penalty == "l1":
+        return jnp.sum(jnp.sqrt(w * w + 1e-12))
+    raise ValueError(f"penalty={penalty!r}: expected one of {PENALTIES}.")
+
+
+def xi_quadrature(nodes: int, xi_min, xi_max) -> tuple[jax.Array, jax.Array]:
+    """Gauss-Legendre nodes ``u[nodes]`` on ``[xi_min, xi_max]`` and weights summing to 1.
+
+    ``E_{u ~ U[xi_min, xi_max]} f(u) ~= sum_q weights_q f(u_q)``, exact for polynomials of
+    degree ``2 * nodes - 1``.
+
+    >>> u, weights = xi_quadrature(2, 1.0, 3.0)
+    >>> [round(float(x), 4) for x in u], weights.tolist()
+    ([1.4226, 2.5774], [0.5, 0.5])
+    """
+    reference, reference_weights = np.polynomial.legendre.leggauss(nodes)
+    half = 0.5 * (jnp.asarray(xi_max) - jnp.asarray(xi_min))
+    mid = 0.5 * (jnp.asarray(xi_max) + jnp.asarray(xi_min))
+    return mid + half * jnp.asarray(reference, half.dtype), jnp.asarray(reference_weights / 2.0, half.dtype)
+
+
 def weight_objective(
     w: jax.Array,
     generate: Callable,
@@ -46,85 +121,140 @@ def weight_objective(
     target: jax.Array,
     base_scores: jax.Array,
     lam: float,
+    *,
+    xi_weights: jax.Array | None = None,
+    smoothing=0.0,
+    penalty: str = "l2",
 ) -> jax.Array:
-    """``mean_b [1 - max_s |Q_t(G(z_b + s xi_b w)) - Q_t(G(z_b))|] + lam ||w||_2``.
+    """``mean_b sum_q xi_weights_q [1 - max_s |Q_t(G(z_b + s xi_bq w)) - Q_t(G(z_b))|] + lam penalty(w)``.
 
-    ``codes[B, N]``, ``xi[B]`` (positive magnitudes), ``base_scores[B] = Q_t(G(codes))``.
+    ``codes[B, N]``; ``xi[B]`` (one positive magnitude per code) or ``xi[B, Q]`` with
+    ``xi_weights[Q]`` (quadrature); ``base_scores[B] = Q_t(G(codes))``. ``smoothing`` rounds
+    ``|.|`` and ``max`` (:func:`smooth_abs`, :func:`smooth_max`); 0 is the exact objective.
+
+    >>> import jax, jax.numpy as jnp
+    >>> generate = lambda z: z
+    >>> classify = lambda x: jax.nn.softmax(jnp.stack([x[:, 0], -x[:, 0]], -1))
+    >>> codes = jnp.zeros((1, 2))
+    >>> loss = weight_objective(jnp.array([1.0, 0.0]), generate, classify, codes, jnp.array([1.0]), 0, jnp.array([0.5]), 0.0)
+    >>> round(float(loss), 4)  # 1 - (sigmoid(2) - 0.5)
+    0.6192
     """
-    step = xi[:, None] * w[None, :]
-    shifted = jnp.concatenate([codes + step, codes - step])
-    scores = classify(generate(shifted))[:, target]
-    change = jnp.abs(scores - jnp.concatenate([base_scores, base_scores]))
-    best = jnp.max(change.reshape(2, -1), axis=0)
-    # sqrt(sum w^2 + tiny): the L2 norm with a finite gradient at w = 0.
-    norm = jnp.sqrt(jnp.sum(w * w) + 1e-12)
-    return jnp.mean(1.0 - best) + lam * norm
+    if xi.ndim == 1:
+        xi = xi[:, None]
+    if xi_weights is None:
+        xi_weights = jnp.ones((xi.shape[1],), xi.dtype) / xi.shape[1]
+    batch, nodes = xi.shape
+    step = xi.reshape(-1)[:, None] * w[None, :]  # [B * Q, N]
+    repeated = jnp.repeat(codes, nodes, axis=0)
+    scores = classify(generate(jnp.concatenate([repeated + step, repeated - step])))[:, target]
+    base = jnp.repeat(base_scores, nodes)
+    change = smooth_abs(scores - jnp.concatenate([base, base]), smoothing).reshape(2, batch, nodes)
+    best = smooth_max(change[0], change[1], smoothing)
+    return jnp.mean(1.0 - best @ xi_weights) + lam * weight_penalty(w, penalty)
 
 
-def _parts(learning_rate, optimizer, parametrization):
-    to_w = jnp.tanh if parametrization == "tanh" else (lambda v: v)
-    if optimizer is None:
+class _Loop(NamedTuple):
+    """The static shape of Method B's loop: what the compiled program depends on."""
+
+    solver: str
+    total_steps: int
+    batch_size: int  # 0: every code in every step
+    xi_nodes: int  # 0: u ~ U[xi_min, xi_max] drawn per code and step
+    penalty: str
+    schedule: str
+    parametrization: str
+    optimizer: optax.GradientTransformation | None
+
+
+def _parts(learning_rate, loop: _Loop):
+    to_w = jnp.tanh if loop.parametrization == "tanh" else (lambda v: v)
+    optimizer = loop.optimizer
+    if loop.solver == "lbfgs":
+        # Its zoom line search picks every step length: no learning rate, no schedule.
+        optimizer = optax.lbfgs(memory_size=LBFGS_MEMORY)
+    elif optimizer is None:
         # The learning rate is an input of the optimiser state, not a constant of the program.
         optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
     return to_w, optimizer
 
 
-def _init_one_class(codes, init, learning_rate, *, optimizer, parametrization):
+def _init_one_class(codes, init, learning_rate, loop: _Loop):
     """The optimiser's start ``(v0, opt_state)`` for one class."""
-    _, optimizer = _parts(learning_rate, optimizer, parametrization)
+    _, optimizer = _parts(learning_rate, loop)
     init = init.astype(codes.dtype)
     # tanh: v such that tanh(v) = init; init is inside (-1, 1) (checked by the caller).
-    start = jnp.arctanh(init) if parametrization == "tanh" else init
+    start = jnp.arctanh(init) if loop.parametrization == "tanh" else init
     v0 = jnp.full((codes.shape[-1],), start)
     with jax.numpy_dtype_promotion("standard"):
         return v0, optimizer.init(v0)
 
 
 def _advance_one_class(
-    generate, classify, codes, target, key, lam, xi_min, xi_max, learning_rate, carry,
-    first_step, *, num_steps, batch_size, optimizer, parametrization, unrolled, keep_path,
+    generate, classify, codes, base_scores, target, key, lam, xi_min, xi_max, smoothing,
+    learning_rate, carry, first_step, *, loop: _Loop, num_steps, unrolled, keep_path,
 ):
-    """Steps ``first_step .. first_step + num_steps - 1`` from ``carry``.
+    """Steps ``first_step .. first_step + num_steps - 1`` from ``carry``: ``(carry, losses, path)``.
 
-    Returns ``(carry, losses, path, invalid)``; ``invalid`` counts the rows of ``classify`` that
-    were not probabilities (:func:`~latentjax.analysis._validation.invalid_probability_rows`).
-
+    ``base_scores[S]``: ``Q_target(G(codes))``, computed once for the whole run.
     ``unrolled``: straight-line code instead of ``lax.scan`` (see ``loop`` of optimize_weights).
     """
-    to_w, optimizer = _parts(learning_rate, optimizer, parametrization)
+    to_w, optimizer = _parts(learning_rate, loop)
+    if loop.xi_nodes:
+        nodes, node_weights = xi_quadrature(loop.xi_nodes, xi_min, xi_max)
 
     def step(carry, step_index):
         v, opt_state = carry
         # fold_in, not split(key, steps): step t draws the same batch whatever the run's length,
         # so the first t steps of a long run are a run of t steps (what snapshots rely on).
         pick_key, xi_key = jax.random.split(jax.random.fold_in(key, step_index))
-        idx = jax.random.randint(pick_key, (batch_size,), 0, codes.shape[0])
-        batch = codes[idx]
-        xi = jax.random.uniform(xi_key, (batch_size,), codes.dtype, xi_min, xi_max)
-        base_probs = jax.lax.stop_gradient(classify(generate(batch)))
-        base = base_probs[:, target]
-        loss, grad = jax.value_and_grad(
-            lambda v: weight_objective(to_w(v), generate, classify, batch, xi, target, base, lam)
-        )(v)
+        if loop.batch_size:
+            idx = jax.random.randint(pick_key, (loop.batch_size,), 0, codes.shape[0])
+            batch, base = codes[idx], base_scores[idx]
+        else:
+            batch, base = codes, base_scores
+        if loop.xi_nodes:
+            xi, xi_weights = jnp.broadcast_to(nodes, (batch.shape[0], loop.xi_nodes)), node_weights
+        else:
+            xi, xi_weights = jax.random.uniform(xi_key, (batch.shape[0],), codes.dtype, xi_min, xi_max), None
+        def loss_fn(v):
+            return weight_objective(
+                to_w(v), generate, classify, batch, xi, target, base, lam,
+                xi_weights=xi_weights, smoothing=smoothing, penalty=loop.penalty,
+            )
+
         with jax.numpy_dtype_promotion("standard"):  # optax mixes int step counts with floats
-            updates, opt_state = optimizer.update(grad, opt_state, v)
+            if loop.solver == "lbfgs":
+                # The loss is deterministic, so the line search's last value and gradient (kept
+                # in the state) are this point's: one evaluation per step when it is accepted.
+                loss, grad = optax.value_and_grad_from_state(loss_fn)(v, state=opt_state)
+                updates, opt_state = optimizer.update(
+                    grad, opt_state, v, value=loss, grad=grad, value_fn=loss_fn
+                )
+            else:
+                loss, grad = jax.value_and_grad(loss_fn)(v)
+                if loop.schedule == "cosine":
+                    progress = jnp.minimum(step_index, loop.total_steps).astype(codes.dtype) / loop.total_steps
+                    opt_state.hyperparams["learning_rate"] = learning_rate * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+                updates, opt_state = optimizer.update(grad, opt_state, v)
         v = optax.apply_updates(v, updates)
-        if parametrization == "box":
+        # Adam projects after every step. L-BFGS does not: a projected step would break the
+        # curvature pairs its line search relies on (it stalls); it projects once at the end.
+        if loop.parametrization == "box" and loop.solver == "adam":
             v = optax.projections.projection_box(v, -1.0, 1.0)
-        invalid = _validation.invalid_probability_rows(base_probs)
-        return (v, opt_state), (loss, to_w(v) if keep_path else None, invalid)
+        return (v, opt_state), (loss, _in_box(to_w(v), loop) if keep_path else None)
 
     indices = first_step + jnp.arange(num_steps)
     if not unrolled:
-        carry, (losses, path, invalid) = jax.lax.scan(step, carry, indices)
-        return carry, losses, path, jnp.sum(invalid)
+        carry, (losses, path) = jax.lax.scan(step, carry, indices)
+        return carry, losses, path
     outputs = []
     for i in range(num_steps):
         carry, out = step(carry, indices[i])
         outputs.append(out)
-    losses = jnp.stack([loss for loss, _, _ in outputs])
-    path = jnp.stack([w for _, w, _ in outputs]) if keep_path else None
-    return carry, losses, path, sum(n for _, _, n in outputs)
+    losses = jnp.stack([loss for loss, _ in outputs])
+    path = jnp.stack([w for _, w in outputs]) if keep_path else None
+    return carry, losses, path
 
 
 def optimize_weights(
@@ -136,40 +266,61 @@ def optimize_weights(
     classes: jax.Array | None = None,
     lam: float = 0.2,
     xi_range: tuple[float, float] = (1.0, 3.0),
-    steps: int = 500,
-    batch_size: int = 64,
-    learning_rate: float = 1e-2,
+    steps: int = 300,
+    batch_size: int = 0,
+    learning_rate: float = 0.1,
     init: float = 0.5,
     parametrization: str = "box",
+    solver: str = "adam",
+    xi_nodes: int = 1,
+    smoothing: float = 0.01,
+    schedule: str = "cosine",
+    penalty: str = "l2",
     optimizer: optax.GradientTransformation | None = None,
     snapshot_steps: tuple[int, ...] = (),
     loop: str = "auto",
 ) -> WeightResult:
-    """Optimises ``w*`` for every class in one vmapped, jitted ``lax.scan`` (Method B).
+    """Optimises ``w*`` for every class at once, all classes ``vmap``-ped in one program (Method B).
 
     Args:
       generate, classify: as in :func:`latentjax.compute_apcr`.
       codes: ``[C', S, N]``, the code sets ``Z_j`` (``codes[c]`` belongs to ``classes[c]``).
       key: PRNG key; class ``c`` uses ``fold_in(key, c)``. Or one key per code set, ``[C']``.
-      lam: weight of ``||w||_2``. xi_range: ``(xi_min, xi_max)``, ``0 < xi_min <= xi_max``.
-      steps, batch_size, learning_rate: the loop: Adam through ``optax.inject_hyperparams``, so
-        the learning rate is traced and a new value does not compile again.
+        With ``batch_size=0`` and ``xi_nodes > 0`` nothing is random and the key is unused.
+      lam: weight of the penalty. xi_range: ``(xi_min, xi_max)``, ``0 < xi_min <= xi_max``.
+      steps: optimiser steps (L-BFGS iterations, or Adam steps).
+      solver: ``'adam'`` or ``'lbfgs'`` (``optax.lbfgs`` with its zoom line search; needs the
+        deterministic loss: ``batch_size=0`` and ``xi_nodes > 0``; the box is applied once at
+        the end, since a projected step breaks its curvature pairs).
+      learning_rate: Adam's, through ``optax.inject_hyperparams``, so it is traced and a new
+        value does not compile again (L-BFGS's line search needs none).
+      batch_size: codes per step; 0 = all ``S`` codes in every step (a deterministic loss).
+      xi_nodes: ``u`` at this many Gauss-Legendre nodes of ``[xi_min, xi_max]``
+        (:func:`xi_quadrature`); 0 = one ``u ~ U[xi_min, xi_max]`` per code and step.
+      smoothing: width that rounds the kinks of ``|dS|`` and of the max over signs; 0 = exact.
+      schedule: Adam's learning rate: ``'cosine'`` decays it from ``learning_rate`` to 0 over
+        ``steps``; ``'constant'``: the paper's.
+      penalty: ``'l2'`` (the paper's plain norm), ``'l2_squared'`` or ``'l1'``.
       init: initial value of every ``w_i``. parametrization: ``'box'`` (projection) or ``'tanh'``.
-      optimizer: instead of Adam, any ``optax.GradientTransformation`` (``learning_rate`` is then
-        ignored). It is part of the compiled program: build it once and reuse the same object,
-        or each new object compiles again.
+      optimizer: instead of Adam, any ``optax.GradientTransformation`` (``learning_rate`` and
+        ``schedule`` are then its own business: pass ``schedule='constant'``). It is part of the
+        compiled program: build it once and reuse the same object.
       snapshot_steps: steps (each in ``1..steps``) after which to also return ``w``: one run of
         ``max(snapshot_steps)`` steps answers every shorter run (step ``t`` draws the same batch
-        whatever ``steps`` is), which is how a sweep over Method B's length costs one run.
+        whatever ``steps`` is). Not with Adam on a cosine: its shape depends on ``steps``, so
+        its step ``t`` is not a run of ``t`` steps.
       loop: ``'device'``: the whole run is one ``lax.scan`` inside ``jit``; ``'host'``: blocks of
         :data:`HOST_BLOCK_STEPS` unrolled steps, each one jitted call, driven from Python (the
-        same numbers: XLA:CPU runs the body of a compiled loop several times slower than the
+        same mathematics: XLA:CPU runs the body of a compiled loop several times slower than the
         same ops unrolled, docs/results.md); ``'auto'``: ``'host'`` on CPU, ``'device'``
         elsewhere and whenever the inputs are traced (under ``jit`` or ``vmap``).
 
-    ``generate``, ``classify``, ``codes``, ``key`` and the float settings (``lam``, ``xi_range``,
-    ``learning_rate``, ``init``) are traced, so the function works under ``jax.jit`` and
-    ``jax.vmap`` (for example over a stack of generator seeds, see
+    The defaults are the converged reading (module docstring; its settings were chosen by
+    measurement, docs/results.md, "Method B converges"); the paper's reading is
+    ``solver='adam', batch_size=64, xi_nodes=0, smoothing=0.0, schedule='constant',
+    learning_rate=1e-2, steps=500``. ``generate``, ``classify``, ``codes``, ``key`` and the float settings (``lam``,
+    ``xi_range``, ``learning_rate``, ``init``, ``smoothing``) are traced, so the function works
+    under ``jax.jit`` and ``jax.vmap`` (for example over a stack of generator seeds, see
     :func:`latentjax.stack_pytrees`).
 
     Returns:
@@ -188,20 +339,45 @@ def optimize_weights(
     """
     _validation.check_codes(codes, ndim=3)
     _validation.check_positive(steps, "steps", integer=True)
-    _validation.check_positive(batch_size, "batch_size", integer=True)
+    _validation.check_non_negative(batch_size, "batch_size", integer=True)
+    _validation.check_non_negative(xi_nodes, "xi_nodes", integer=True)
     _validation.check_positive(learning_rate, "learning_rate")
     _validation.check_non_negative(lam, "lam")
+    _validation.check_non_negative(smoothing, "smoothing")
     xi_min, xi_max = xi_range
     low = _validation.scalar_value(xi_min, "xi_min")
     high = _validation.scalar_value(xi_max, "xi_max")
     if low is not None and high is not None and not 0 < low <= high:
         raise ValueError(f"xi_range={xi_range!r}: expected 0 < xi_min <= xi_max.")
+    if penalty not in PENALTIES:
+        raise ValueError(f"penalty={penalty!r}: expected one of {PENALTIES}.")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule={schedule!r}: expected one of {SCHEDULES}.")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver={solver!r}: expected one of {SOLVERS}.")
+    if solver == "lbfgs" and (batch_size != 0 or xi_nodes == 0 or optimizer is not None):
+        raise ValueError(
+            f"solver='lbfgs' with batch_size={batch_size!r}, xi_nodes={xi_nodes!r}"
+            f"{', optimizer' if optimizer is not None else ''}: L-BFGS's line search needs the "
+            "deterministic loss, expected batch_size=0, xi_nodes > 0 and no optimizer "
+            "(or solver='adam')."
+        )
+    if solver == "adam" and optimizer is not None and schedule != "constant":
+        raise ValueError(
+            f"schedule={schedule!r} with your own optimizer: expected schedule='constant' "
+            "(give the optimiser its own schedule, e.g. optax.cosine_decay_schedule)."
+        )
     snapshot_steps = tuple(snapshot_steps)
     for t in snapshot_steps:
         if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= steps:
             raise ValueError(
                 f"snapshot_steps={snapshot_steps!r}: expected integers in 1..steps={steps}."
             )
+    if snapshot_steps and solver == "adam" and schedule != "constant":
+        raise ValueError(
+            f"snapshot_steps={snapshot_steps!r} with schedule={schedule!r}: expected "
+            "schedule='constant' (a decaying schedule's step t is not a run of t steps)."
+        )
     if parametrization not in ("box", "tanh"):
         raise ValueError(f"parametrization={parametrization!r}: expected 'box' or 'tanh'.")
     if loop not in ("auto", "device", "host"):
@@ -221,26 +397,15 @@ def optimize_weights(
         raise ValueError(
             f"key of shape {jnp.shape(key)}: expected one key, or one per code set ({codes.shape[0]})."
         )
-    traced = is_traced(generate, classify, codes, key, lam, xi_min, xi_max, learning_rate, init)
+    floats = (lam, xi_min, xi_max, smoothing, learning_rate, init)
+    traced = is_traced(generate, classify, codes, key, *floats)
     host = loop == "host" or (loop == "auto" and not traced and jax.default_backend() == "cpu")
     if host and traced:
         raise ValueError("loop='host' drives the steps from Python: expected concrete inputs, not traced ones.")
+    spec = _Loop(solver, int(steps), int(batch_size), int(xi_nodes), penalty, schedule, parametrization, optimizer)
     result, invalid = (_optimize_host if host else _optimize_jit)(
-        generate,
-        classify,
-        codes,
-        jnp.asarray(classes, jnp.int32),
-        key,
-        as_float(lam),
-        as_float(xi_min),
-        as_float(xi_max),
-        as_float(learning_rate),
-        as_float(init),
-        steps=int(steps),
-        batch_size=int(batch_size),
-        optimizer=optimizer,
-        parametrization=parametrization,
-        snapshot_steps=snapshot_steps,
+        generate, classify, codes, jnp.asarray(classes, jnp.int32), key,
+        *(as_float(x) for x in floats), loop=spec, snapshot_steps=snapshot_steps,
     )
     _validation.raise_for_invalid_rows(invalid, "while optimising Method B's weights")
     return result
@@ -259,74 +424,106 @@ def _row_keys(key, num_rows):
     return jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(num_rows))
 
 
-def _init_all(codes, init, learning_rate, *, optimizer, parametrization):
-    return jax.vmap(
-        lambda c: _init_one_class(c, init, learning_rate, optimizer=optimizer,
-                                  parametrization=parametrization)
-    )(codes)
+def _start(generate, classify, codes, classes, init, learning_rate, loop: _Loop):
+    """``(base_scores[C', S], invalid, carry)``: the fixed codes' scores, computed once, and the
+    optimiser's start for every class."""
+    def per_class(c, t):
+        probs = classify(generate(c))
+        return probs[:, t], _validation.invalid_probability_rows(probs), _init_one_class(c, init, learning_rate, loop)
+
+    base, invalid, carry = jax.vmap(per_class)(codes, classes)
+    return jax.lax.stop_gradient(base), jnp.sum(invalid), carry
 
 
-def _advance_all(generate, classify, codes, classes, keys, lam, xi_min, xi_max, learning_rate,
-                 carry, first_step, **options):
-    def per_class(c, t, k, state):
-        return _advance_one_class(generate, classify, c, t, k, lam, xi_min, xi_max,
+def _advance_all(generate, classify, codes, base, classes, keys, lam, xi_min, xi_max, smoothing,
+                 learning_rate, carry, first_step, **options):
+    def per_class(c, b, t, k, state):
+        return _advance_one_class(generate, classify, c, b, t, k, lam, xi_min, xi_max, smoothing,
                                   learning_rate, state, first_step, **options)
 
-    return jax.vmap(per_class)(codes, classes, keys, carry)
+    return jax.vmap(per_class)(codes, base, classes, keys, carry)
 
 
-def _optimize_all(generate, classify, codes, classes, key, lam, xi_min, xi_max, learning_rate,
-                  init, *, steps, batch_size, optimizer, parametrization, snapshot_steps):
-    """The whole run as one program: ``lax.scan`` over the steps."""
-    keys = _row_keys(key, codes.shape[0])
-    options = dict(optimizer=optimizer, parametrization=parametrization)
-    carry = _init_all(codes, init, learning_rate, **options)
-    carry, losses, path, invalid = _advance_all(
-        generate, classify, codes, classes, keys, lam, xi_min, xi_max, learning_rate, carry,
-        jnp.int32(0), num_steps=steps, batch_size=batch_size, unrolled=False,
-        keep_path=bool(snapshot_steps), **options,
-    )
-    to_w, _ = _parts(learning_rate, optimizer, parametrization)
+def orient_weights(generate, classify, codes, target, w, xi_mid) -> jax.Array:
+    """``w`` or ``-w``, whichever raises ``Q_target`` more on ``codes`` when moved by ``xi_mid``.
+
+    The objective counts both signs of ``xi``, so ``w`` and ``-w`` score the same and the sign
+    the optimiser ends with is an accident of its path. The sign of ``w*`` is read as the
+    direction that raises the class, so it is fixed here: ``mean_z Q_t(G(z + xi_mid w)) >=
+    mean_z Q_t(G(z - xi_mid w))``. ``codes[S, N]``, ``w[..., N]`` (one or more vectors).
+
+    >>> import jax, jax.numpy as jnp
+    >>> classify = lambda x: jax.nn.softmax(jnp.stack([x[:, 0], -x[:, 0]], -1))
+    >>> orient_weights(lambda z: z, classify, jnp.zeros((2, 2)), 0, jnp.array([-0.5, 0.25]), 2.0).tolist()
+    [0.5, -0.25]
+    """
+    flat = w.reshape(-1, w.shape[-1])
+
+    def one(v):
+        step = xi_mid * v[None, :]
+        moved = jnp.concatenate([codes + step, codes - step])
+        scores = classify(generate(moved))[:, target].reshape(2, -1).mean(axis=1)
+        return jnp.where(scores[0] >= scores[1], v, -v)
+
+    return jax.lax.map(one, flat).reshape(w.shape)
+
+
+def _in_box(w, loop: _Loop):
+    return optax.projections.projection_box(w, -1.0, 1.0) if loop.parametrization == "box" else w
+
+
+def _finish(generate, classify, codes, classes, xi_min, xi_max, carry, losses, path, learning_rate,
+            loop: _Loop, snapshot_steps):
+    to_w, _ = _parts(learning_rate, loop)
+    to_w = lambda v, to_w=to_w: _in_box(to_w(v), loop)
+    xi_mid = 0.5 * (xi_min + xi_max)
+    orient = jax.vmap(lambda c, t, w: orient_weights(generate, classify, c, t, w, xi_mid))
     snapshots = path[:, jnp.asarray(snapshot_steps) - 1] if snapshot_steps else None
-    return WeightResult(to_w(carry[0]), losses, snapshots), jnp.sum(invalid)
+    if snapshots is not None:
+        snapshots = orient(codes, classes, snapshots)
+    return WeightResult(orient(codes, classes, to_w(carry[0])), losses, snapshots)
 
 
-# Only the loop's length, batch size, parametrisation and a user-supplied optimiser are part of
-# the program; models, codes, keys and every float setting are traced inputs.
-_optimize_jit = jax.jit(
-    _optimize_all,
-    static_argnames=("steps", "batch_size", "optimizer", "parametrization", "snapshot_steps"),
-)
-_init_jit = jax.jit(_init_all, static_argnames=("optimizer", "parametrization"))
-_advance_jit = jax.jit(
-    _advance_all,
-    static_argnames=("num_steps", "batch_size", "optimizer", "parametrization", "unrolled", "keep_path"),
-)
+def _optimize_all(generate, classify, codes, classes, key, lam, xi_min, xi_max, smoothing,
+                  learning_rate, init, *, loop: _Loop, snapshot_steps):
+    """The whole run as one program: ``lax.scan`` over the steps."""
+    base, invalid, carry = _start(generate, classify, codes, classes, init, learning_rate, loop)
+    carry, losses, path = _advance_all(
+        generate, classify, codes, base, classes, _row_keys(key, codes.shape[0]), lam, xi_min,
+        xi_max, smoothing, learning_rate, carry, jnp.int32(0), loop=loop,
+        num_steps=loop.total_steps, unrolled=False, keep_path=bool(snapshot_steps),
+    )
+    return _finish(generate, classify, codes, classes, xi_min, xi_max, carry, losses, path,
+                   learning_rate, loop, snapshot_steps), invalid
+
+
+# Only the loop's shape (steps, batch, nodes, penalty, schedule, parametrisation, a user's
+# optimiser) is part of the program; models, codes, keys and every float setting are traced.
+_optimize_jit = jax.jit(_optimize_all, static_argnames=("loop", "snapshot_steps"))
+_start_jit = jax.jit(_start, static_argnames=("loop",))
+_finish_jit = jax.jit(_finish, static_argnames=("loop", "snapshot_steps"))
+_advance_jit = jax.jit(_advance_all, static_argnames=("loop", "num_steps", "unrolled", "keep_path"))
 
 #: Steps per compiled block of ``loop='host'``: long enough that the per-call cost is small,
 #: short enough to compile in seconds.
 HOST_BLOCK_STEPS = 10
 
 
-def _optimize_host(generate, classify, codes, classes, key, lam, xi_min, xi_max, learning_rate,
-                   init, *, steps, batch_size, optimizer, parametrization, snapshot_steps):
+def _optimize_host(generate, classify, codes, classes, key, lam, xi_min, xi_max, smoothing,
+                   learning_rate, init, *, loop: _Loop, snapshot_steps):
     """The same steps as :func:`_optimize_all`, as jitted straight-line blocks called from Python."""
+    base, invalid, carry = _start_jit(generate, classify, codes, classes, init, learning_rate, loop)
     keys = _row_keys(key, codes.shape[0])
-    options = dict(optimizer=optimizer, parametrization=parametrization)
-    carry = _init_jit(codes, init, learning_rate, **options)
-    losses, paths, invalid = [], [], jnp.int32(0)
-    for first in range(0, steps, HOST_BLOCK_STEPS):
-        carry, block_losses, path, block_invalid = _advance_jit(
-            generate, classify, codes, classes, keys, lam, xi_min, xi_max, learning_rate, carry,
-            jnp.int32(first), num_steps=min(HOST_BLOCK_STEPS, steps - first),
-            batch_size=batch_size, unrolled=True, keep_path=bool(snapshot_steps), **options,
+    losses, paths = [], []
+    for first in range(0, loop.total_steps, HOST_BLOCK_STEPS):
+        carry, block_losses, path = _advance_jit(
+            generate, classify, codes, base, classes, keys, lam, xi_min, xi_max, smoothing,
+            learning_rate, carry, jnp.int32(first), loop=loop,
+            num_steps=min(HOST_BLOCK_STEPS, loop.total_steps - first), unrolled=True,
+            keep_path=bool(snapshot_steps),
         )
         losses.append(block_losses)
         paths.append(path)
-        invalid = invalid + jnp.sum(block_invalid)
-    to_w, _ = _parts(learning_rate, optimizer, parametrization)
-    snapshots = None
-    if snapshot_steps:
-        snapshots = jnp.concatenate(paths, axis=1)[:, jnp.asarray(snapshot_steps) - 1]
-    result = WeightResult(to_w(carry[0]), jnp.concatenate(losses, axis=1), snapshots)
-    return result, invalid
+    path = jnp.concatenate(paths, axis=1) if snapshot_steps else None
+    return _finish_jit(generate, classify, codes, classes, xi_min, xi_max, carry,
+                       jnp.concatenate(losses, axis=1), path, learning_rate, loop, snapshot_steps), invalid

@@ -231,6 +231,18 @@ def render_finders(results: dict) -> list[str]:
     ] + [f"### {caption}\n\n![{caption}]({name})" for name, caption in FINDER_FIGURES.items()]
 
 
+def method_b_summary(a) -> str:
+    """One line saying which reading of Method B ran, with its settings."""
+    batch = "all codes" if a["weight_batch"] == 0 else f"batch {a['weight_batch']}"
+    xi = (f"ξ at {a['weight_xi_nodes']} Gauss-Legendre nodes of [{a['xi_min']}, {a['xi_max']}]"
+          if a["weight_xi_nodes"] else f"ξ ~ U[{a['xi_min']}, {a['xi_max']}]")
+    return (
+        f"{a['weight_steps']} Adam steps ({a['weight_schedule']} lr from {a['weight_learning_rate']}, {batch}), "
+        f"{xi}, smoothing {a['weight_smoothing']}, λ = {a['lam']} × {a['weight_penalty']}, "
+        f"{a['parametrization']} constraint."
+    )
+
+
 def _table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -253,7 +265,7 @@ def render_markdown(results: dict) -> str:
         "## What was run",
         f"- Latent sets: {a['samples_per_class']} prior codes per class with confidence ≥ {a['threshold']}.",
         f"- Method A: offsets k·δ for k = -{a['m']}..{a['m']}, δ = {a['delta']}, APCR relative={a['relative']}, signed={a['signed']}.",
-        f"- Method B: {a['weight_steps']} Adam steps (lr {a['weight_learning_rate']}, batch {a['weight_batch']}), λ = {a['lam']}, ξ ∈ [{a['xi_min']}, {a['xi_max']}], {a['parametrization']} constraint.",
+        f"- Method B: {method_b_summary(a)}",
         f"- Sets: K = {results['k']}; chance level of the intersection ratio K/N = {results['chance_level']:.2f}.",
         "## Model quality",
     ]

@@ -147,7 +147,9 @@ def optimised_weights(
         keys.reshape(-1), classes=jnp.tile(jnp.arange(num_classes), num_seeds), lam=a.lam,
         xi_range=(a.xi_min, a.xi_max), steps=a.weight_steps, batch_size=a.weight_batch,
         learning_rate=a.weight_learning_rate, init=a.weight_init,
-        parametrization=a.parametrization, snapshot_steps=tuple(snapshot_steps),
+        parametrization=a.parametrization, solver=a.weight_solver, xi_nodes=a.weight_xi_nodes,
+        smoothing=a.weight_smoothing, schedule=a.weight_schedule, penalty=a.weight_penalty,
+        snapshot_steps=tuple(snapshot_steps),
     )
     per_seed = lambda x: None if x is None else x.reshape(num_seeds, num_classes, *x.shape[1:])
     return WeightResult(*(per_seed(x) for x in result))

@@ -61,7 +61,7 @@ from latentjax.analysis.statistics import bootstrap_interval
 from latentjax.analysis.weights import WeightResult
 from latentjax.experiment import stages
 from latentjax._storage import atomic_write_text, check_writable
-from latentjax.experiment.reproduce import FINDER_MEASURES, stored_stage  # one way to save a stage
+from latentjax.experiment.reproduce import FINDER_MEASURES, _to_tree, stored_stage  # one way to save a stage
 from latentjax.models import make_generator_layer
 from latentjax.models.pretrained import load_pretrained
 from latentjax.models.training import run_directory
@@ -71,7 +71,8 @@ LATENT_KEYS = ("samples_per_class", "threshold", "sample_batch", "max_draws")
 APCR_KEYS = LATENT_KEYS + ("delta", "m", "relative", "signed", "eps")
 WEIGHT_KEYS = LATENT_KEYS + (
     "lam", "xi_min", "xi_max", "weight_batch", "weight_learning_rate", "weight_init",
-    "parametrization",
+    "parametrization", "weight_solver", "weight_xi_nodes", "weight_smoothing", "weight_schedule",
+    "weight_penalty",
 )
 METHODS = ("apcr", "weights")
 SET_NAMES = stages.SET_NAMES
@@ -121,34 +122,75 @@ def _over_models(fn: Callable, models, layout: str, *per_model) -> Any:
 
 
 class _StageCache:
-    """Stage results stacked over models, saved once under ``stages/<name>-<hash>``."""
+    """Stage results stacked over models, saved once per analysis seed under
+    ``<root>/<name>-<hash>`` (``root``: ``sweep.stages_dir``, or the sweep's ``stages/``).
 
-    def __init__(self, workdir: pathlib.Path, identity: dict, log):
-        self.root = workdir / "stages"
-        self.root.mkdir(exist_ok=True)
-        self.identity = identity
+    A stage's seeds are independent draws (each from its own key), so each seed's slice is its
+    own artefact: a sweep with one more seed computes only that seed, and sweeps that point at
+    one ``stages_dir`` share every stage whose settings they share. The missing seeds of a stage
+    are still computed together, as one program.
+    """
+
+    def __init__(self, root: pathlib.Path, models: list, seeds: list, log):
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.models, self.seeds = models, list(seeds)
         self.log = log
 
-    def get(self, name: str, kind, settings: dict, compute: Callable[[], Any]) -> Any:
-        path = self.root / f"{name}-{_digest({**self.identity, 'stage': name, **settings})}"
-        start = time.perf_counter()
-        tree, loaded = stored_stage(
-            path, name, compute, self.log, {"stage": name, "settings": settings}
-        )
-        if not loaded:
-            self.log(f"  stage {name} {settings}: {time.perf_counter() - start:.1f} s")
-        return kind(**tree)
+    def path(self, name: str, settings: dict, seed: int) -> pathlib.Path:
+        identity = {"models": self.models, "seeds": [seed], "stage": name, **settings}
+        return self.root / f"{name}-{_digest(identity)}"
+
+    def get(self, name: str, kind, settings: dict, compute: Callable[[tuple], Any]) -> Any:
+        """``kind`` stacked over models and ``self.seeds``; ``compute(seeds)`` gives the missing
+        seeds' results stacked over models (axis 0) and those seeds (axis 1)."""
+        paths = {seed: self.path(name, settings, seed) for seed in self.seeds}
+        missing = tuple(s for s, p in paths.items() if not p.exists())
+        computed = None
+        if missing:
+            start = time.perf_counter()
+            computed = _to_tree(compute(missing))
+            self.log(f"  stage {name} seeds {list(missing)} {settings}: {time.perf_counter() - start:.1f} s")
+        slices = []
+        for seed, path in paths.items():
+            # Each artefact keeps a seed axis of length 1: [models, 1, ...].
+            if seed in missing:
+                slice_fn = lambda i=missing.index(seed): jax.tree.map(lambda x: x[:, i : i + 1], computed)
+            else:  # used only when the saved artefact turns out damaged: this seed again
+                slice_fn = lambda seed=seed: _to_tree(compute((seed,)))
+            tree, _ = stored_stage(path, name, slice_fn, self.log, {"stage": name, "seed": seed, "settings": settings})
+            slices.append(tree)
+        return kind(**jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *slices))
+
+
+def _with_seeds(a, seeds: tuple):
+    """``a`` (a cell's analysis settings) for a subset of its seeds."""
+    copy = ml_collections.ConfigDict(a.to_dict())
+    copy.seeds = tuple(seeds)
+    return copy
+
+
+def _seed_slice(tree, all_seeds, seeds: tuple):
+    """The entries of ``seeds`` from a stage stacked over models and ``all_seeds`` (axis 1)."""
+    index = np.asarray([list(all_seeds).index(s) for s in seeds])
+    return jax.tree.map(lambda x: np.asarray(x)[:, index], tree)
 
 
 def _settings(a, keys) -> dict:
     return {k: a[k] for k in keys}
 
 
+def _snapshots_are_runs(a) -> bool:
+    return a["weight_solver"] == "lbfgs" or a["weight_schedule"] == "constant"
+
+
 def _groups(config) -> list[list[tuple[int, dict]]]:
-    """Cells that differ only in ``weight_steps`` share one Method B run: ``[[(index, cell)]]``."""
+    """Cells that differ only in ``weight_steps`` share one Method B run when its step ``t`` is a
+    run of ``t`` steps (not so for Adam on a decaying schedule): ``[[(index, cell)]]``."""
     groups: dict[str, list] = {}
     for index, cell in enumerate(config_lib.sweep_cells(config)):
-        key = json.dumps({k: v for k, v in cell.items() if k != "weight_steps"}, sort_keys=True, default=str)
+        shared = ("weight_steps",) if _snapshots_are_runs({**config.analysis.to_dict(), **cell}) else ()
+        key = json.dumps({k: v for k, v in cell.items() if k not in shared}, sort_keys=True, default=str)
         groups.setdefault(key, []).append((index, cell))
     return list(groups.values())
 
@@ -265,9 +307,9 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
 
     sw = config.sweep
     (workdir / "cells").mkdir(exist_ok=True)
-    cache = _StageCache(
-        workdir, {"models": list(sw.models), "seeds": list(sw.analysis_seeds)}, log
-    )
+    root = pathlib.Path(sw.stages_dir) if sw.get("stages_dir") else workdir / "stages"
+    cache = _StageCache(root, list(sw.models), list(sw.analysis_seeds), log)
+    all_seeds = tuple(sw.analysis_seeds)
     shapes = dict(latent_dim=config.latent_dim, num_classes=config.num_classes)
     groups = _groups(config)
     total = sum(len(g) for g in groups)
@@ -289,37 +331,48 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
         a = config_lib.cell_config(config, group[0][1]).analysis
         a.weight_steps = steps[-1]
 
-        def latents_fn(g, c):
-            return stages.class_latents(g, c, a, **shapes)
+        def latents_fn(seeds):
+            sub = _with_seeds(a, seeds)
+            return _over_models(lambda g, c: stages.class_latents(g, c, sub, **shapes), models, layout)
 
-        latents = cache.get("latents", ClassLatents, _settings(a, LATENT_KEYS),
-                            lambda: _over_models(latents_fn, models, layout))
+        latents = cache.get("latents", ClassLatents, _settings(a, LATENT_KEYS), latents_fn)
         for index, model_label in enumerate(sw.models):
             stages.check_latent_counts(jax.tree.map(lambda x: x[index], latents), a, f"model {model_label}, ")
-        apcr = cache.get(
-            "apcr", APCRResult, _settings(a, APCR_KEYS),
-            lambda: _over_models(lambda g, c, l: stages.correlation_scores(g, c, a, l), models, layout, latents),
-        )
+
+        def per_seed_stage(fn):
+            """``compute(seeds)`` for a stage that reads the latent sets of those seeds."""
+            def compute(seeds):
+                sub = _with_seeds(a, seeds)
+                return _over_models(lambda g, c, l: fn(g, c, sub, l), models, layout,
+                                    _seed_slice(latents, all_seeds, seeds))
+            return compute
+
+        apcr = cache.get("apcr", APCRResult, _settings(a, APCR_KEYS), per_seed_stage(stages.correlation_scores))
+        # One run of the longest length whose snapshots are the shorter runs; with Adam on a
+        # decaying schedule each group holds one length, and its final weights count.
+        snapshots = tuple(steps) if _snapshots_are_runs(a) else ()
         weights = cache.get(
             "weights", WeightResult, {**_settings(a, WEIGHT_KEYS), "snapshot_steps": steps},
-            lambda: _over_models(
-                lambda g, c, l: stages.optimised_weights(g, c, a, l, snapshot_steps=steps),
-                models, layout, latents,
-            ),
+            per_seed_stage(lambda g, c, sub, l: stages.optimised_weights(g, c, sub, l, snapshot_steps=snapshots)),
         )
         held_out = None
         if a.finders:
+            def held_out_fn(seeds):
+                sub = _with_seeds(a, seeds)
+                return _over_models(lambda g, c: stages.held_out_latents(g, c, sub, **shapes), models, layout)
+
             held_out = cache.get(
                 "held_out", ClassLatents,
                 {**_settings(a, LATENT_KEYS), "finder_samples_per_class": a.finder_samples_per_class},
-                lambda: _over_models(lambda g, c: stages.held_out_latents(g, c, a, **shapes), models, layout),
+                held_out_fn,
             )
         for index, cell in pending:
             cell_a = config_lib.cell_config(config, cell).analysis
-            at = steps.index(cell_a.weight_steps)
-            numbers = evaluate_cell(
-                models, cell_a, latents, apcr, np.asarray(weights.snapshots)[:, :, :, at], held_out
-            )
+            if snapshots:
+                final = np.asarray(weights.snapshots)[:, :, :, steps.index(cell_a.weight_steps)]
+            else:
+                final = np.asarray(weights.weights)
+            numbers = evaluate_cell(models, cell_a, latents, apcr, final, held_out)
             record = {
                 "index": index, "cell": cell, "models": list(sw.models),
                 "analysis_seeds": list(sw.analysis_seeds), **numbers,
@@ -418,6 +471,11 @@ def summarize(config, records: list[dict]) -> tuple[list[dict], list[dict], list
         for over in ("model", "analysis"):
             low, high = bootstrap_interval(class_mean, over, seed=record["index"], **boot)
             summary[f"ir_{over}_low"], summary[f"ir_{over}_high"] = low, high
+        # A percentile bootstrap over two or three seeds is their range; a Student t interval
+        # says how little so few seeds pin down.
+        summary["ir_analysis_t_low"], summary["ir_analysis_t_high"] = t_interval(
+            class_mean.mean(axis=0), sw.confidence
+        )
         # Variance decomposition of the class-mean IR: between models, and within a model.
         summary["ir_sd_between_models"] = class_mean.mean(axis=1).std() if ir.shape[0] > 1 else float("nan")
         summary["ir_sd_between_analysis_seeds"] = class_mean.std(axis=1).mean() if ir.shape[1] > 1 else float("nan")
@@ -461,6 +519,22 @@ def summarize_finders(config, records: list[dict]) -> list[dict]:
                 row["model_seeds"], row["analysis_seeds"] = means[("same", "flip_rate")].shape[:2]
                 rows.append(_rounded(row))
     return rows
+
+
+def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
+    """Student t interval of the mean of ``values`` (NaNs for fewer than two).
+
+    >>> [round(x, 3) for x in t_interval([0.5, 0.6], 0.95)]
+    [-0.085, 1.185]
+    """
+    from scipy import stats  # scikit-learn's dependency: the report extra
+
+    values = np.asarray(values, np.float64)
+    n = values.size
+    if n < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * values.std(ddof=1) / np.sqrt(n)
+    return float(values.mean() - half), float(values.mean() + half)
 
 
 def _class_interval(per_class: np.ndarray, seed: int, boot: dict) -> tuple[float, float]:

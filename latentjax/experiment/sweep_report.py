@@ -75,6 +75,42 @@ def figure_convergence(path: pathlib.Path, config, cells: list[dict], axis: str)
     _save(fig, path)
 
 
+def figure_per_class(path: pathlib.Path, config, table: list[dict], axis: str, paper) -> None:
+    """IR of each class against one setting (bars: over analysis seeds), the paper's value dashed.
+
+    With other swept settings, one line per combination of them.
+    """
+    others = [k for k in config.sweep.grid.keys() if k != axis]
+    classes = sorted({(r["class"], r["class_name"]) for r in table})
+    columns = 5
+    rows_n = -(-len(classes) // columns)
+    fig, axes = plt.subplots(rows_n, columns, figsize=(3.0 * columns, 2.6 * rows_n), squeeze=False)
+    for (j, name), ax in zip(classes, axes.flat):
+        lines: dict[tuple, list[dict]] = {}
+        for r in table:
+            if r["class"] == j:
+                lines.setdefault(tuple((k, r[k]) for k in others), []).append(r)
+        for i, (label, rows) in enumerate(lines.items()):
+            rows = sorted(rows, key=lambda r: r[axis])
+            x = np.array([r[axis] for r in rows], float)
+            y = np.array([r["ir_mean"] for r in rows])
+            err = np.array([[r["ir_mean"] - r["ir_analysis_low"], r["ir_analysis_high"] - r["ir_mean"]] for r in rows]).T
+            ax.errorbar(x, y, yerr=np.maximum(err, 0), marker="o", capsize=3, color=plt.get_cmap("tab10")(i % 10),
+                        label=", ".join(f"{k}={v}" for k, v in label) or None)
+        if paper:
+            ax.axhline(paper[j], color="gray", linestyle="--")
+        ax.axhline(config.analysis.k / config.latent_dim, color="gray", linestyle=":", linewidth=0.8)
+        ax.set_title(f"{j} {name}", fontsize=9)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xscale("log", base=2)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(classes):]:
+        ax.axis("off")
+    fig.supxlabel(axis)
+    fig.supylabel("IR (dashed: paper; dotted: chance)")
+    _save(fig, path)
+
+
 def finder_lines(config, finder_rows: list[dict]) -> list[str]:
     """Per cell, the finders at the config's two table distances: the report's comparison."""
     from latentjax.experiment.report import FINDER_LABELS
@@ -114,6 +150,8 @@ def write_report(
     sw = config.sweep
     grid_keys = list(sw.grid.keys())
     paper = PAPER_TABLE_1 if config.dataset == "fashion_mnist" else None
+    few = len(sw.analysis_seeds) <= 3
+    analysis_label = "range over analysis seeds" if few else "over analysis seeds"
     lines = [
         "# latentjax sweep",
         "",
@@ -141,15 +179,16 @@ def write_report(
         "",
         "## Table 1 per cell (class-mean IR)",
         "",
-        "| cell | " + " | ".join(grid_keys) + " | mean IR | over model seeds | over analysis seeds "
-        "| sd between models | sd between analysis seeds | Jaccard A | Jaccard B | flip A top/bottom/random | flip B top/bottom/random | minutes (its group) |",
-        "|" + "---|" * (len(grid_keys) + 11),
+        "| cell | " + " | ".join(grid_keys) + f" | mean IR | over model seeds | {analysis_label} "
+        f"| t interval over analysis seeds | sd between models | sd between analysis seeds | Jaccard A | Jaccard B | flip A top/bottom/random | flip B top/bottom/random | minutes (its group) |",
+        "|" + "---|" * (len(grid_keys) + 12),
     ]
     fmt = lambda v: "–" if v != v else f"{v:.2f}"
     for c in cells:
         lines.append(
             f"| {c['cell']} | " + " | ".join(str(c[k]) for k in grid_keys)
             + f" | **{c['ir_mean']:.2f}** | {_interval(c, 'ir_model')} | {_interval(c, 'ir_analysis')} "
+            f"| {_interval(c, 'ir_analysis_t') if c['ir_analysis_t_low'] == c['ir_analysis_t_low'] else '–'} "
             f"| {fmt(c['ir_sd_between_models'])} | {fmt(c['ir_sd_between_analysis_seeds'])} "
             f"| {fmt(c['jaccard_apcr'])} | {fmt(c['jaccard_weights'])} "
             + "| " + "/".join(f"{100 * c[f'flip_apcr_{s}']:.0f}" for s in ("top", "bottom", "random"))
@@ -158,7 +197,10 @@ def write_report(
         )
     lines += [
         "",
-        "A dash: one seed of that kind, so no interval. Which variance dominates: compare the two "
+        ("With three or fewer analysis seeds the percentile bootstrap interval is the range of "
+         "the seeds, and is labelled so; the t interval (Student t, its confidence as above) says "
+         "how little so few seeds pin the mean down. " if few else "")
+        + "A dash: one seed of that kind, so no interval. Which variance dominates: compare the two "
         "sd columns (between model seeds: sd of each model's seed-mean IR; between analysis "
         "seeds: mean over models of the sd over its seeds).",
         "",
@@ -173,7 +215,7 @@ def write_report(
             "",
             f"### {c['cell']}: {settings}",
             "",
-            "| class | IR | over model seeds | over analysis seeds | Jaccard A | Jaccard B | flip A top | flip B top | paper |",
+            f"| class | IR | over model seeds | {analysis_label} | Jaccard A | Jaccard B | flip A top | flip B top | paper |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in by_cell[c["cell"]]:
@@ -190,6 +232,9 @@ def write_report(
         name = f"convergence_{axis}.png"
         figure_convergence(workdir / name, config, cells, axis)
         figures.append((name, f"IR and set stability against {axis}"))
+        name = f"per_class_{axis}.png"
+        figure_per_class(workdir / name, config, table, axis, paper)
+        figures.append((name, f"IR per class against {axis}, the paper's Table 1 dashed"))
     if figures:
         lines += ["", "## Convergence", ""]
         for name, caption in figures:
@@ -197,4 +242,4 @@ def write_report(
     atomic_write_text(workdir / "report.md", "\n".join(lines) + "\n")
 
 
-__all__ = ["write_report", "figure_convergence", "swept_axes"]
+__all__ = ["write_report", "figure_convergence", "figure_per_class", "swept_axes"]
