@@ -22,6 +22,7 @@ TINY_ANALYSIS = dict(
     m=1,
     k=3,
     weight_steps=3,
+    weight_batch=2,
     num_alphas=3,
     manipulation_samples=2,
     inversion_per_class=2,

@@ -37,7 +37,7 @@ from latentjax.analysis.sets import (
 )
 from latentjax.analysis.statistics import bootstrap_interval
 from latentjax.analysis.structure import knn_class_accuracy, tsne_embedding
-from latentjax.analysis.weights import WeightResult, optimize_weights, weight_objective
+from latentjax.analysis.weights import CONVERGED_READING, WeightResult, optimize_weights, weight_objective
 
 __all__ = [
     "APCRResult",
@@ -63,6 +63,7 @@ __all__ = [
     "local_mesh",
     "manipulate",
     "optimize_weights",
+    "CONVERGED_READING",
     "pairwise_jaccard",
     "process_share",
     "random_k_mask",

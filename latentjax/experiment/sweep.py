@@ -14,12 +14,15 @@ Every cell runs all its model and analysis seeds: the analysis seeds as one prog
 where ``vmap`` over model weights is the slow layout, docs/results.md). Stage results are
 shared between cells that read the same settings (Method A does not depend on Method B's
 settings), and Method B runs once per group of cells that differ only in ``weight_steps``: the
-longest run's snapshots are the shorter runs (``optimize_weights(snapshot_steps=...)``).
+longest run's snapshots are the shorter runs (``optimize_weights(snapshot_steps=...)``; not for
+Adam on a decaying schedule, whose step t is not a run of t steps).
 
 Written into ``workdir`` (never overwritten; ``resume=True`` continues a killed sweep and
 recomputes nothing that finished):
 
-- ``stages/<stage>-<hash>/``: Orbax artefacts of the shared stages, stacked over models;
+- ``stages/<stage>-<hash>/``: Orbax artefacts of the shared stages, stacked over models, one per
+  analysis seed (``sweep.stages_dir`` puts them in a folder that several sweeps share: a stage
+  whose settings, models and seed match is loaded, whichever sweep computed it);
 - ``cells/<cell>.json``: every cell's per-seed numbers, written when the cell finishes;
 - ``table.csv``: the tidy table, one row per cell and class: mean IR, 95% bootstrap intervals
   over model seeds and over analysis seeds, Jaccard overlap of each method's set between
