@@ -201,6 +201,6 @@ def compute_apcr(
     return result
 
 
-_compute_apcr_jit = jax.jit(
-    _apcr_core, static_argnames=("m", "relative", "signed", "chunk_size", "mesh")
-)
+#: Only these shape the compiled program; models, codes and float settings are traced.
+STATIC_ARGNAMES = ("m", "relative", "signed", "chunk_size", "mesh")
+_compute_apcr_jit = jax.jit(_apcr_core, static_argnames=STATIC_ARGNAMES)

@@ -102,19 +102,30 @@ def use_host_cores(count: int | None = None) -> int:
     backends (before the first array is made); a device count already in ``XLA_FLAGS`` wins.
     The ``latentjax`` command calls it at startup.
     """
-    from jax._src import xla_bridge  # no public query says whether the backends have started
-
     flags = os.environ.get("XLA_FLAGS", "")
     if HOST_DEVICES_FLAG in flags:
         return int(flags.split(HOST_DEVICES_FLAG + "=")[1].split()[0])
-    count = len(os.sched_getaffinity(0)) if count is None else count
-    if xla_bridge.backends_are_initialized():
+    count = usable_cores() if count is None else count
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError as error:  # JAX refuses once its backends have started
         raise RuntimeError(
             "use_host_cores() must run before JAX starts its backends (before the first array "
             f"is made); or set XLA_FLAGS={HOST_DEVICES_FLAG}={count} before starting Python."
-        )
-    os.environ["XLA_FLAGS"] = f"{flags} {HOST_DEVICES_FLAG}={count}".strip()
+        ) from error
     return count
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS reports one, as on
+    Linux; else every core, as on macOS and Windows).
+
+    >>> usable_cores() >= 1
+    True
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def process_share(items: Sequence[Any]) -> list[Any]:
