@@ -60,23 +60,23 @@ def test_unknown_dataset_is_rejected():
         data.prepare_dataset("mnist")
 
 
-def test_a_damaged_local_file_is_named_in_one_clear_error(tmp_path, data_root):
+def test_a_damaged_local_file_is_named_in_one_clear_error(tmp_path, fashion_data_root):
     import shutil
 
     from test_reliability import flip_bytes
 
     local = tmp_path / "fashion-mnist"
-    shutil.copytree(data_root / "fashion-mnist", local)
+    shutil.copytree(fashion_data_root / "fashion-mnist", local)
     flip_bytes(local / "t10k-labels-idx1-ubyte.gz")
     with pytest.raises(DataUnavailableError, match="do not match the checksums TFDS registers") as info:
         data.prepare_dataset("fashion_mnist", tfds_data_dir=tmp_path / "tfds", local_dir=local)
     assert len(str(info.value).splitlines()) == 1
 
 
-def test_an_unwritable_tfds_folder_is_refused_before_preparing(tmp_path, data_root):
+def test_an_unwritable_tfds_folder_is_refused_before_preparing(tmp_path, fashion_data_root):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(DataUnavailableError, match="not a writable folder; set config.tfds_data_dir"):
         data.prepare_dataset(
-            "fashion_mnist", tfds_data_dir=blocker / "tfds", local_dir=data_root / "fashion-mnist"
+            "fashion_mnist", tfds_data_dir=blocker / "tfds", local_dir=fashion_data_root / "fashion-mnist"
         )

@@ -81,3 +81,18 @@ def test_the_wheel_carries_the_models_and_runs_reproduce(tmp_path, tfds_dir):
     assert run.returncode == 0, run.stderr[-2000:]
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert len(results["intersection_ratio"]["mean_per_class"]) == 10
+
+
+@pytest.mark.parametrize("ci, expected_code", [(None, 0), ("true", 1)])
+def test_data_tests_skip_without_the_data_and_fail_under_ci(tmp_path, ci, expected_code):
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env["LATENTJAX_DATA_DIR"] = str(tmp_path)  # an empty folder: no dataset in it
+    if ci:
+        env["CI"] = ci
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+         "tests/test_data.py::test_loaded_arrays_are_read_only"],
+        capture_output=True, text=True, cwd=REPO, env=env,
+    )
+    assert result.returncode == expected_code, result.stdout[-2000:]
+    assert f"real data missing: {tmp_path / 'fashion-mnist'} is not a folder" in result.stdout

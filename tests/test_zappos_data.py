@@ -34,9 +34,9 @@ def test_split_counts_shapes_and_range(zappos_tfds_dir, split, per_class):
     assert 0.82 < float(np.mean((images[::10] + 1) / 2, dtype=np.float64)) < 0.86
 
 
-def test_pixels_equal_the_archives_own_64x64_version(zappos_tfds_dir, data_root):
+def test_pixels_equal_the_archives_own_64x64_version(zappos_tfds_dir, zappos_data_root):
     """The shared data's npz was made independently (PIL, white square, Lanczos) from the same JPEGs."""
-    reference = np.load(data_root / "ut-zappos50k-subset" / "shoe_sandal_boot_64x64.npz")
+    reference = np.load(zappos_data_root / "ut-zappos50k-subset" / "shoe_sandal_boot_64x64.npz")
     row = {name: i for i, name in enumerate(reference["filenames"])}
     test = tfds_split(zappos_tfds_dir, "test")
     rows = [row[name.decode()] for name in test["file_name"]]
@@ -70,9 +70,9 @@ def test_stratified_split_keeps_groups_together_and_depends_only_on_the_seed():
     assert first[3] == first[4]
 
 
-def official_tree(root: pathlib.Path, data_root: pathlib.Path, per_category: int = 10) -> list[str]:
+def official_tree(root: pathlib.Path, zappos_data_root: pathlib.Path, per_category: int = 10) -> list[str]:
     """The official layout, made from real photos (Slippers borrowed from Shoe)."""
-    with tarfile.open(data_root / "ut-zappos50k-subset" / ARCHIVE) as archive:
+    with tarfile.open(zappos_data_root / "ut-zappos50k-subset" / ARCHIVE) as archive:
         members = {m.name: m for m in archive.getmembers() if m.isfile()}
         written = []
         for category, folder in (("Boots", "Boot"), ("Sandals", "Sandal"), ("Shoes", "Shoe"), ("Slippers", "Shoe")):
@@ -87,12 +87,12 @@ def official_tree(root: pathlib.Path, data_root: pathlib.Path, per_category: int
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["folder", "zip"])
-def test_the_official_release_layout_is_read_with_its_four_categories(tmp_path, data_root, monkeypatch, packed):
+def test_the_official_release_layout_is_read_with_its_four_categories(tmp_path, zappos_data_root, monkeypatch, packed):
     from latentjax.data import ut_zappos50k
 
     monkeypatch.setattr(ut_zappos50k, "OFFICIAL_IMAGE_COUNT", 40)
     manual = tmp_path / "manual"
-    official_tree(manual, data_root)
+    official_tree(manual, zappos_data_root)
     if packed:
         with zipfile.ZipFile(manual / "ut-zap50k-images-square.zip", "w") as z:
             for path in sorted((manual / "ut-zap50k-images-square").rglob("*.jpg")):
@@ -128,10 +128,10 @@ def test_no_folder_at_all_says_where_to_point(tmp_path, monkeypatch):
     assert_one_clear_line(info, "cannot be downloaded", data.DATA_DIR_ENV, "ut-zappos50k-subset/", ARCHIVE)
 
 
-def test_a_damaged_archive_fails_its_checksum_before_anything_is_written(tmp_path, data_root):
+def test_a_damaged_archive_fails_its_checksum_before_anything_is_written(tmp_path, zappos_data_root):
     from test_reliability import flip_bytes
 
-    shutil.copy(data_root / "ut-zappos50k-subset" / ARCHIVE, tmp_path / ARCHIVE)
+    shutil.copy(zappos_data_root / "ut-zappos50k-subset" / ARCHIVE, tmp_path / ARCHIVE)
     flip_bytes(tmp_path / ARCHIVE)
     with pytest.raises(DataUnavailableError) as info:
         data.prepare_dataset("ut_zappos50k", tfds_data_dir=tmp_path / "tfds", local_dir=tmp_path)
@@ -139,8 +139,8 @@ def test_a_damaged_archive_fails_its_checksum_before_anything_is_written(tmp_pat
     assert not list((tmp_path / "tfds").rglob("*.tfrecord*"))
 
 
-def test_a_partial_official_tree_and_a_truncated_zip_are_refused(tmp_path, data_root):
-    official_tree(tmp_path / "tree", data_root, per_category=2)
+def test_a_partial_official_tree_and_a_truncated_zip_are_refused(tmp_path, zappos_data_root):
+    official_tree(tmp_path / "tree", zappos_data_root, per_category=2)
     with pytest.raises(DataUnavailableError) as info:
         data.prepare_dataset("ut_zappos50k", tfds_data_dir=tmp_path / "tfds1", local_dir=tmp_path / "tree")
     assert_one_clear_line(info, "incomplete", "8 images", "50025")
@@ -151,17 +151,17 @@ def test_a_partial_official_tree_and_a_truncated_zip_are_refused(tmp_path, data_
     assert_one_clear_line(info, "not a complete zip file")
 
 
-def test_four_classes_need_the_official_release(tmp_path, data_root):
+def test_four_classes_need_the_official_release(tmp_path, zappos_data_root):
     with pytest.raises(DataUnavailableError) as info:
         data.prepare_dataset(
-            "ut_zappos50k_four_classes", tfds_data_dir=tmp_path, local_dir=data_root / "ut-zappos50k-subset"
+            "ut_zappos50k_four_classes", tfds_data_dir=tmp_path, local_dir=zappos_data_root / "ut-zappos50k-subset"
         )
     assert_one_clear_line(info, "ut-zap50k-images-square.zip", "has no Slippers")
     # The builder says the same when asked directly for four classes from the archive.
     from latentjax.data.ut_zappos50k import OFFICIAL_CATEGORIES, source_files
 
     with pytest.raises(DataUnavailableError, match="four_classes needs the official release"):
-        source_files(data_root / "ut-zappos50k-subset", OFFICIAL_CATEGORIES)
+        source_files(zappos_data_root / "ut-zappos50k-subset", OFFICIAL_CATEGORIES)
 
 
 def test_an_unreadable_photo_is_named(tmp_path):
