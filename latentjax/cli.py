@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p):
-        p.add_argument("--config", required=True, help="config file, e.g. configs/default.py")
+        p.add_argument("--config", required=True, help="a shipped config by name (default, tiny, zappos, full, sweep, ...) or a config file, e.g. configs/default.py")
         return p
 
     for name, what in (("train-classifier", "the classifier"), ("train-gan", "the GAN")):

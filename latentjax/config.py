@@ -327,11 +327,35 @@ def _validate_sweep(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"config.sweep.grid cell {cell}: {exc}") from None
 
 
+def shipped_configs() -> dict[str, pathlib.Path]:
+    """The configs installed with latentjax (the checkout's ``configs/``), by name.
+
+    >>> "default" in shipped_configs() and "tiny" in shipped_configs()
+    True
+    """
+    folder = pathlib.Path(next(iter(importlib.util.find_spec("latentjax.configs").submodule_search_locations)))
+    return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.stem.startswith("_")}
+
+
+def resolve_config(name_or_path: str | pathlib.Path) -> pathlib.Path:
+    """A config file: ``name_or_path`` itself when it is a file, else the shipped config of that
+    name (``'default'``, ``'tiny'``, ...; :func:`shipped_configs`)."""
+    path = pathlib.Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    if path.suffix != ".py" and len(path.parts) == 1 and path.name in shipped:
+        return shipped[path.name]
+    raise ConfigError(
+        f"config {str(name_or_path)!r}: no such file, and no shipped config of that name; expected "
+        f"a path to a config file or one of {sorted(shipped)}."
+    )
+
+
 def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
-    """Imports ``get_config()`` from a config file and returns the locked, validated config."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist; expected e.g. configs/default.py.")
+    """Imports ``get_config()`` from a config file, or a shipped config by name (``'default'``),
+    and returns the locked, validated config."""
+    path = resolve_config(path)
     spec = importlib.util.spec_from_file_location(f"_latentjax_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     # Configs derive from one another (tiny.py imports default.py), as in the Flax examples.

@@ -36,7 +36,7 @@ def test_cli_rejects_bad_config_values_before_work(tmp_path, capsys, extra, mess
 def test_cli_names_a_missing_config_file(tmp_path, capsys):
     code = cli.main(["evaluate", "--config", str(tmp_path / "nope.py")])
     assert code == 2
-    assert "nope.py' does not exist" in capsys.readouterr().err
+    assert "nope.py': no such file, and no shipped config of that name" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ def test_shipped_configs_load_and_validate(name):
     assert config.latent_dim == 100 and config.dataset == "fashion_mnist"
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.py")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("[!_]*.py")), ids=lambda p: p.stem)
 def test_every_config_loads_and_validates(path):
     config = config_lib.load_config(path)
     config_lib.validate_config(config)
@@ -100,8 +100,18 @@ def test_config_is_locked_against_new_keys(default_config):
 
 
 def test_missing_config_file(tmp_path):
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="no such file, and no shipped config of that name"):
         config_lib.load_config(tmp_path / "nope.py")
+    with pytest.raises(ConfigError, match=r"'defualt'.*one of \[.*'default'"):
+        config_lib.load_config("defualt")
+
+
+def test_every_shipped_config_loads_by_name():
+    names = config_lib.shipped_configs()
+    assert {"default", "tiny", "full", "zappos", "sweep"} <= set(names)
+    for name, path in names.items():
+        by_name = config_lib.load_config(name)
+        assert by_name.to_dict() == config_lib.load_config(path).to_dict(), name
 
 
 def test_config_file_without_get_config(tmp_path):

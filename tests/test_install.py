@@ -69,12 +69,14 @@ def test_the_wheel_carries_the_models_and_runs_reproduce(tmp_path, tfds_dir):
     )
     shipped = sorted(p.name for p in (site / "latentjax" / "pretrained" / "fashion_mnist").iterdir())
     assert shipped == ["classifier", "generator"]
+    assert (site / "latentjax" / "configs" / "default.py").is_file()
     # The wheel's latentjax, not the checkout's: the wheel's folder comes first on the path.
     env = {**os.environ, "PYTHONPATH": str(site)}
     where = _python("import latentjax; print(latentjax.__file__)", env=env, cwd=tmp_path)
     assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr
     run = subprocess.run(
-        [sys.executable, "-m", "latentjax.cli", "reproduce", "--config", str(REPO / "configs" / "tiny.py"),
+        # A shipped config by name: the wheel carries configs/ as latentjax.configs.
+        [sys.executable, "-m", "latentjax.cli", "reproduce", "--config", "tiny",
          "--workdir", str(tmp_path / "run"), f"--config.tfds_data_dir={tfds_dir}"],
         env=env, cwd=tmp_path, capture_output=True, text=True,
     )
