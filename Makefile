@@ -10,7 +10,7 @@ ifneq ($(wildcard ../shared/data),)
 export LATENTJAX_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
-.PHONY: run test install
+.PHONY: run test install docs
 install: $(INSTALLED)
 
 # The exact tested set (requirements/constraints.txt) within pyproject's ranges: reproducible.
@@ -29,3 +29,7 @@ run: $(INSTALLED)
 TEST_WORKERS ?= 2
 test: $(INSTALLED)
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The API reference from the docstrings (also built, warnings as errors, by the suite).
+docs: $(INSTALLED)
+	$(VENV)/bin/python -m sphinx -W --keep-going -b html docs/api docs/api/_build/html

@@ -30,6 +30,10 @@ __version__ = "0.1.0"
 _LAZY = {
     "PretrainedModels": "latentjax.models.pretrained",
     "load_pretrained": "latentjax.models.pretrained",
+    "Directions": "latentjax.directions",
+    "save_directions": "latentjax.directions",
+    "load_directions": "latentjax.directions",
+    "model_fingerprint": "latentjax.directions",
 }
 
 

@@ -29,12 +29,14 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--config", required=True, help="a shipped config by name (default, tiny, zappos, full, sweep, ...) or a config file, e.g. configs/default.py")
         return p
 
-    for name, what in (("train-classifier", "the classifier"), ("train-gan", "the GAN")):
+    for name, what, func in (("train-classifier", "the classifier", _train_classifier), ("train-gan", "the GAN", _train_gan)):
         p = with_config(sub.add_parser(name, help=f"train {what} into a run directory"))
+        p.set_defaults(func=func)
         p.add_argument("--workdir", required=True, help="run directory (must be new unless --resume)")
         p.add_argument("--resume", action="store_true", help="continue the run in --workdir")
 
     p = with_config(sub.add_parser("evaluate", help="print the models' quality numbers"))
+    p.set_defaults(func=_evaluate)
     p.add_argument("--pretrained", default=None, help="shipped name or exported folder")
     p.add_argument("--classifier-run", default=None, help="evaluate this classifier run instead")
     p.add_argument("--gan-run", default=None, help="evaluate this GAN run instead")
@@ -58,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     p = with_config(sub.add_parser("reproduce", help="reproduce the paper: Table 1, figures, report"))
+    p.set_defaults(func=_reproduce)
     p.add_argument("--workdir", default=None, help="new run directory (default: runs/reproduce-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --workdir")
     p.add_argument(
@@ -70,10 +73,17 @@ def _parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser(
         "sweep", help="a grid of analysis settings over model and analysis seeds (config.sweep)"
     ))
+    p.set_defaults(func=_sweep)
     p.add_argument("--workdir", default=None, help="new sweep directory (default: runs/sweep-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the sweep in --workdir")
 
+    p = sub.add_parser("directions", help="write a finished reproduction's directions as files (.npz and .json)")
+    p.set_defaults(func=_directions)
+    p.add_argument("--run", required=True, help="the reproduction's run directory")
+    p.add_argument("--output", default=None, help="new folder for the files (default: <run>/directions)")
+
     p = with_config(sub.add_parser("export", help="export two finished runs as pretrained models"))
+    p.set_defaults(func=_export)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--classifier-run", help="the classifier's training run")
     source.add_argument(
@@ -111,6 +121,80 @@ def _print_quality(quality: dict) -> None:
     print("\n".join(lines))
 
 
+# One function per subcommand: ``(args, config) -> None``. Heavy modules are imported inside, so
+# that `latentjax --help` answers at once.
+
+
+def _train_classifier(args, config) -> None:
+    from latentjax.models import training
+
+    training.train_classifier(config, args.workdir, resume=args.resume)
+
+
+def _train_gan(args, config) -> None:
+    from latentjax.models import training
+
+    training.train_gan(config, args.workdir, resume=args.resume)
+
+
+def _evaluate(args, config) -> None:
+    from latentjax._storage import atomic_write_text
+    from latentjax.experiment import workflows
+
+    for path in (args.output, args.samples_grid):
+        if path and pathlib.Path(path).exists():
+            raise FileExistsError(f"{path} exists; refusing to overwrite it.")
+    models = workflows.load_models(
+        config, pretrained=args.pretrained, classifier_run=args.classifier_run,
+        gan_run=args.gan_run, generator_weights=args.gan_weights, seed=args.model_seed,
+    )
+    quality = workflows.evaluate_models(config, models)
+    _print_quality(quality)
+    if args.output:
+        atomic_write_text(args.output, json.dumps(quality, indent=2))
+    if args.samples_grid:
+        from latentjax.images import save_image_grid
+
+        save_image_grid(args.samples_grid, workflows.sample_images(models, 100, seed=0), ncols=10)
+
+
+def _reproduce(args, config) -> None:
+    from latentjax.experiment import reproduce
+
+    workdir = args.workdir or reproduce.default_workdir(config)
+    print(reproduce.summary(reproduce.reproduce(config, workdir, resume=args.resume)))
+
+
+def _sweep(args, config) -> None:
+    from latentjax.experiment import sweep
+
+    workdir = args.workdir or sweep.default_workdir(config)
+    print(sweep.summary(sweep.run_sweep(config, workdir, resume=args.resume)))
+
+
+def _directions(args, config) -> None:
+    from latentjax.experiment.directions_export import export_directions
+
+    paths = export_directions(args.run, args.output)
+    print(f"wrote {len(paths)} direction files to {paths[0].parent if paths else args.output}")
+
+
+def _export(args, config) -> None:
+    from latentjax.experiment import workflows
+
+    quality = workflows.export_from_runs(
+        config, args.classifier_run, args.gan_run, args.destination,
+        classifier_pretrained=args.classifier_pretrained,
+    )
+    if config.model_seeds:
+        for seed, numbers in quality.items():
+            print(f"model seed {seed} (exported to {args.destination}/seed{seed}):")
+            _print_quality(numbers)
+    else:
+        _print_quality(quality)
+    print(f"exported to {args.destination}")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # --debug may stand anywhere on the line, before or after the subcommand.
@@ -125,63 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError:
         pass  # called from Python after JAX started (a test, a notebook): its devices stay
     try:
-        # Imported here so that `latentjax --help` answers at once.
         from latentjax import config as config_lib
-        from latentjax._storage import atomic_write_text
-        from latentjax.experiment import workflows
-        from latentjax.models import training
 
         if getattr(args, "train_models", False):
             overrides = [*overrides, "analysis.train_models=True"]
-        config = config_lib.apply_overrides(config_lib.load_config(args.config), overrides)
-        if args.command == "train-classifier":
-            training.train_classifier(config, args.workdir, resume=args.resume)
-        elif args.command == "train-gan":
-            training.train_gan(config, args.workdir, resume=args.resume)
-        elif args.command == "evaluate":
-            for path in (args.output, args.samples_grid):
-                if path and pathlib.Path(path).exists():
-                    raise FileExistsError(f"{path} exists; refusing to overwrite it.")
-            models = workflows.load_models(
-                config,
-                pretrained=args.pretrained,
-                classifier_run=args.classifier_run,
-                gan_run=args.gan_run,
-                generator_weights=args.gan_weights,
-                seed=args.model_seed,
-            )
-            quality = workflows.evaluate_models(config, models)
-            _print_quality(quality)
-            if args.output:
-                atomic_write_text(args.output, json.dumps(quality, indent=2))
-            if args.samples_grid:
-                from latentjax.images import save_image_grid
-
-                save_image_grid(args.samples_grid, workflows.sample_images(models, 100, seed=0), ncols=10)
-        elif args.command == "reproduce":
-            from latentjax.experiment import reproduce
-
-            workdir = args.workdir or reproduce.default_workdir(config)
-            results = reproduce.reproduce(config, workdir, resume=args.resume)
-            print(reproduce.summary(results))
-        elif args.command == "sweep":
-            from latentjax.experiment import sweep
-
-            workdir = args.workdir or sweep.default_workdir(config)
-            result = sweep.run_sweep(config, workdir, resume=args.resume)
-            print(sweep.summary(result))
-        elif args.command == "export":
-            quality = workflows.export_from_runs(
-                config, args.classifier_run, args.gan_run, args.destination,
-                classifier_pretrained=args.classifier_pretrained,
-            )
-            if config.model_seeds:
-                for seed, numbers in quality.items():
-                    print(f"model seed {seed} (exported to {args.destination}/seed{seed}):")
-                    _print_quality(numbers)
-            else:
-                _print_quality(quality)
-            print(f"exported to {args.destination}")
+        if not hasattr(args, "config"):  # reads its settings from the run it is given
+            if overrides:
+                raise ValueError(f"--config.{overrides[0]}: {args.command!r} takes no config overrides.")
+            args.func(args, None)
+            return 0
+        args.func(args, config_lib.apply_overrides(config_lib.load_config(args.config), overrides))
     except KeyboardInterrupt:
         print("latentjax: interrupted; finished stages are saved: continue with --resume.", file=sys.stderr)
         return 130

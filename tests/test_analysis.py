@@ -278,14 +278,14 @@ def test_sampled_weights_wander_with_rounding(codes):
 
 
 def test_xi_quadrature_and_smoothing_reduce_to_the_exact_objective():
-    u, weights = lj.analysis.weights.xi_quadrature(3, 1.0, 3.0)
+    u, weights = lj.analysis.objective.xi_quadrature(3, 1.0, 3.0)
     cubic = lambda x: x ** 3 - 2 * x
     np.testing.assert_allclose(float(weights @ cubic(u)), (3 ** 4 - 1) / 4 / 2 - (9 - 1) / 2, rtol=1e-5)
     assert float(weights.sum()) == pytest.approx(1.0)
     x = jnp.array([-2.0, 0.5])
-    np.testing.assert_allclose(lj.analysis.weights.smooth_abs(x, 0.0), jnp.abs(x))
-    np.testing.assert_allclose(lj.analysis.weights.smooth_max(x[0], x[1], 0.0), 0.5)
-    assert float(lj.analysis.weights.smooth_max(x[1], x[1], 0.1)) > 0.5  # rounded at the tie
+    np.testing.assert_allclose(lj.analysis.objective.smooth_abs(x, 0.0), jnp.abs(x))
+    np.testing.assert_allclose(lj.analysis.objective.smooth_max(x[0], x[1], 0.0), 0.5)
+    assert float(lj.analysis.objective.smooth_max(x[1], x[1], 0.1)) > 0.5  # rounded at the tie
 
 
 def test_weight_objective_counts_the_better_sign():

@@ -1,5 +1,6 @@
 """Checkpoint round trips and the refusal to overwrite."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,10 +23,8 @@ def test_manager_round_trip_restores_values_types_and_metadata(tmp_path):
     like = jax.tree.map(jnp.zeros_like, tree)
     restored, metadata = checkpoints.restore(checkpoints.open_manager(tmp_path / "ckpt"), like)
     assert metadata == {"note": "hello"}
-    assert jax.tree.structure(restored) == jax.tree.structure(tree)
-    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(tree)):
-        assert a.dtype == b.dtype
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal_dtypes(restored, tree)
+    chex.assert_trees_all_equal(restored, tree)
 
 
 def test_latest_step_is_newest(tmp_path):

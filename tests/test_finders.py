@@ -36,15 +36,58 @@ def linear_classifier(direction, gain=4.0):
 U = unit(jax.random.normal(jax.random.key(7), (N,)))
 
 
-def test_sefa_finds_the_planted_top_singular_vector_of_the_first_layer():
+# A class-neutral direction, orthogonal to U: the plants make it the *top* component, so a
+# chooser that always took candidate 0 would return it.
+_R = jax.random.normal(jax.random.key(17), (N,))
+NEUTRAL = unit(_R - jnp.dot(_R, U) * U)
+
+
+def sefa_plant():
+    """A first layer whose top singular direction is class-neutral and whose second is U."""
     d = 20
     v = unit(jax.random.normal(jax.random.key(8), (d,)))
-    weight = 10.0 * jnp.outer(U, v) + 0.3 * jax.random.normal(jax.random.key(9), (N, d))
+    r = jax.random.normal(jax.random.key(10), (d,))
+    v_neutral = unit(r - jnp.dot(r, v) * v)  # the classifier reads v only
+    weight = 14.0 * jnp.outer(NEUTRAL, v_neutral) + 8.0 * jnp.outer(U, v) + 0.1 * jax.random.normal(jax.random.key(9), (N, d))
     generate = Partial(lambda w, z: z @ w, weight)  # the only [N, D] leaf: its first layer
-    classify = linear_classifier(v, gain=0.5)
+    return generate, linear_classifier(v, gain=0.5), weight
+
+
+def ganspace_plant():
+    """An early layer that stretches the class-neutral direction most and U second."""
+    stretch = jnp.eye(N) + 12.0 * jnp.outer(NEUTRAL, NEUTRAL) + 6.0 * jnp.outer(U, U)
+    return Partial(lambda m, z: z @ m, stretch), linear_classifier(U)
+
+
+def finds_u(directions) -> bool:
+    return cosine(directions[0], U) > 0.99 and cosine(directions[1], -U) > 0.99
+
+
+def test_sefa_chooses_the_class_direction_below_a_neutral_top_component():
+    generate, classify, weight = sefa_plant()
+    _, vectors = jnp.linalg.eigh(weight @ weight.T)
+    assert abs(cosine(vectors[:, -1], NEUTRAL)) > 0.99  # the top component is the neutral one
+    directions = lj.find_directions("sefa", generate, classify, two_class_codes(U), jax.random.key(0), k=2)
+    assert finds_u(directions)
+
+
+def always_candidate_zero(generate, classify, codes, candidates, *, distance=3.0):
+    """A wrong chooser: the first (top) candidate for every class, whatever it does to Q_j."""
+    return jnp.broadcast_to(finders._unit_rows(jnp.asarray(candidates))[0], (codes.shape[0], codes.shape[-1]))
+
+
+def test_a_chooser_that_always_takes_candidate_zero_fails_the_plants(monkeypatch):
+    monkeypatch.setattr(finders, "choose_per_class", always_candidate_zero)
+    generate, classify, _ = sefa_plant()
     codes = two_class_codes(U)
-    directions = lj.find_directions("sefa", generate, classify, codes, jax.random.key(0), k=2)
-    assert cosine(directions[0], U) > 0.99 and cosine(directions[1], -U) > 0.99
+    assert not finds_u(lj.find_directions("sefa", generate, classify, codes, jax.random.key(0), k=2))
+    layer, classify = ganspace_plant()
+    assert not finds_u(lj.find_directions("ganspace", layer, classify, codes, jax.random.key(2), k=2, layer=layer))
+    # The earlier plants put U on top, where this wrong chooser finds it for class 0.
+    stretch = jnp.eye(N) + 9.0 * jnp.outer(U, U)
+    layer = Partial(lambda m, z: z @ m, stretch)
+    old = lj.find_directions("ganspace", layer, linear_classifier(U), codes, jax.random.key(2), k=2, layer=layer)
+    assert abs(cosine(old[0], U)) > 0.99
 
 
 def test_interfacegan_finds_the_normal_of_a_planted_linear_boundary():
@@ -54,14 +97,13 @@ def test_interfacegan_finds_the_normal_of_a_planted_linear_boundary():
     assert cosine(directions[0], U) > 0.99 and cosine(directions[1], -U) > 0.99
 
 
-def test_ganspace_finds_the_planted_principal_direction():
-    # The layer stretches U tenfold: its activations' first principal component maps back to U.
-    stretch = jnp.eye(N) + 9.0 * jnp.outer(U, U)
-    layer = Partial(lambda m, z: z @ m, stretch)
-    classify = linear_classifier(U)
+def test_ganspace_chooses_the_class_direction_below_a_neutral_top_component():
+    layer, classify = ganspace_plant()
     codes = two_class_codes(U)
+    top = finders.principal_latent_directions(layer, jax.random.normal(jax.random.key(3), (4096, N)), 2)
+    assert abs(cosine(top[0], NEUTRAL)) > 0.99  # the top component is the neutral one
     directions = lj.find_directions("ganspace", layer, classify, codes, jax.random.key(2), k=2, layer=layer)
-    assert cosine(directions[0], U) > 0.99 and cosine(directions[1], -U) > 0.99
+    assert finds_u(directions)
 
 
 @pytest.mark.parametrize("name", ["apcr", "weights"])

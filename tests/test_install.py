@@ -98,3 +98,14 @@ def test_data_tests_skip_without_the_data_and_fail_under_ci(tmp_path, ci, expect
     )
     assert result.returncode == expected_code, result.stdout[-2000:]
     assert f"real data missing: {tmp_path / 'fashion-mnist'} is not a folder" in result.stdout
+
+
+def test_the_package_list_names_every_package():
+    """pyproject lists the packages (configs/ installs as latentjax.configs): none may be missing."""
+    import tomllib
+
+    import setuptools
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = set(setuptools.find_packages(str(REPO), include=["latentjax", "latentjax.*"]))
+    assert found | {"latentjax.configs"} == listed

@@ -308,3 +308,43 @@ def test_a_reproduce_killed_at_a_random_moment_resumes_to_the_same_numbers(run, 
     resumed = reproduce.reproduce(config, workdir, resume=True, log=lambda _: None)
     assert resumed["intersection_ratio"] == results["intersection_ratio"]
     assert resumed["manipulation"] == results["manipulation"]
+
+
+def test_the_run_writes_its_directions_as_files_and_the_cli_exports_them(run, tmp_path, capsys):
+    from latentjax import cli
+
+    config, workdir, _ = run
+    files = sorted(p.name for p in (workdir / "directions").glob("*.npz"))
+    finders = set(config.analysis.finders) | {"apcr", "weights", "weights_raw"}
+    assert files == sorted(f"{f}-seed{s}.npz" for f in finders for s in config.analysis.seeds)
+    sefa = lj.load_directions(workdir / "directions" / f"sefa-seed{config.analysis.seeds[0]}.npz",
+                              latent_dim=config.latent_dim, generator=lj.load_pretrained().generate)
+    assert sefa.directions.shape == (config.num_classes, config.latent_dim)
+    assert sefa.metadata["names"][0] == "T-shirt/top"
+    # The same files from the finished run, by the command; an existing folder is refused.
+    assert cli.main(["directions", "--run", str(workdir), "--output", str(tmp_path / "out")]) == 0
+    for name in files:
+        np.testing.assert_array_equal(lj.load_directions(tmp_path / "out" / name).directions,
+                                      lj.load_directions(workdir / "directions" / name).directions)
+    assert cli.main(["directions", "--run", str(workdir), "--output", str(tmp_path / "out")]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+
+
+def test_results_record_what_they_were_computed_with(run):
+    import jax
+
+    config, _, results = run
+    record = results["provenance"]
+    assert record["versions"]["jax"] == jax.__version__ and record["versions"]["latentjax"] == lj.__version__
+    assert record["backend"] == jax.default_backend() and record["devices"]["count"] == jax.device_count()
+    stages_run = {"latents", "apcr", "weights", "manipulation", "structure"} | ({"finders"} if config.analysis.finders else set())
+    assert set(record["stage_seconds"]) == stages_run
+    assert all(seconds >= 0 for seconds in record["stage_seconds"].values())
+
+
+def test_the_html_report_carries_its_figures(run):
+    _, workdir, _ = run
+    html = (workdir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= len(reproduce_figures()) - 1
+    assert 'src="figure' not in html and 'src="table1' not in html  # no link left to a file beside it
+    assert "](figure1_tsne.png)" in (workdir / "report.md").read_text()  # the Markdown keeps its links

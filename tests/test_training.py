@@ -1,8 +1,8 @@
 """Training steps learn, runs resume exactly, and run directories are never overwritten."""
 
 import json
-import shutil
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,7 +10,7 @@ import pytest
 
 from latentjax import config as config_lib
 from latentjax import data
-from latentjax.models import checkpoints, training
+from latentjax.models import training
 from latentjax.errors import RunDirectoryError
 from latentjax.models import ModelSpec
 
@@ -73,50 +73,10 @@ def test_generator_average_follows_its_recursion(tiny_config, start_epoch, decay
         state, _ = step(state, real, labels, jax.random.key(i), i)
         d = decay if i >= start else 0.0
         expected = jax.tree.map(lambda e, g: d * e + (1 - d) * g, expected, state["generator"])
-    for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(state["generator_ema"])):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    chex.assert_trees_all_close(expected, state["generator_ema"], rtol=1e-6, atol=1e-7)
     averaged = jax.tree.leaves(state["generator_ema"]["params"])[0]
     last = jax.tree.leaves(state["generator"]["params"])[0]
     assert np.array_equal(averaged, last) == (start > 0 or decay == 0.0)
-
-
-def test_gan_run_saved_before_the_average_existed_resumes_exactly(tiny_config, tmp_path):
-    config = config_lib.apply_overrides(
-        tiny_config, {"gan_training.epochs": 2, "gan_training.ema_start_epoch": 1}
-    )
-    uninterrupted = training.train_gan(config, tmp_path / "a")
-    # A run stopped at step 4 by a version without the average: no generator_ema, no ema keys.
-    old = tmp_path / "old"
-    training.train_gan(config, old, stop_after_steps=4)
-    manager = checkpoints.open_manager(old / "checkpoints")
-    state, metadata = checkpoints.restore(manager)
-    manager.close()
-    for path in (old / "checkpoints").iterdir():
-        shutil.rmtree(path)
-    manager = checkpoints.open_manager(old / "checkpoints")
-    checkpoints.save(manager, 4, {k: v for k, v in state.items() if k != "generator_ema"}, metadata)
-    manager.close()
-    record = json.loads((old / "run.json").read_text())
-    for key in ("ema_decay", "ema_start_epoch"):
-        del record["config"]["gan_training"][key]
-    (old / "run.json").write_text(json.dumps(record))
-    before = (old / "run.json").read_text()
-
-    # Its average would have started at step 0, before the checkpoint: refused, nothing changed.
-    too_early = config_lib.apply_overrides(config, {"gan_training.ema_start_epoch": 0})
-    with pytest.raises(RunDirectoryError, match="step 4 has no generator average"):
-        training.train_gan(too_early, old, resume=True)
-    assert (old / "run.json").read_text() == before
-
-    # Until then, loading it for evaluation or export takes its generator as the average.
-    loaded = training.load_run_state(config, old, "gan")
-    for a, b in zip(jax.tree.leaves(loaded["generator"]), jax.tree.leaves(loaded["generator_ema"])):
-        np.testing.assert_array_equal(a, b)
-
-    resumed = training.train_gan(config, old, resume=True)
-    for a, b in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(resumed)):
-        np.testing.assert_array_equal(a, b)
-    assert json.loads((old / "run.json").read_text())["config"]["gan_training"]["ema_start_epoch"] == 1
 
 
 def test_batch_indices_cover_each_epoch_once_and_depend_on_seed():
@@ -137,8 +97,7 @@ def test_interrupted_run_resumes_to_identical_parameters(tiny_config, tmp_path, 
     train(tiny_config, tmp_path / "b", stop_after_steps=6)
     assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir() if p.name.isdigit()) == ["4"]
     resumed = train(tiny_config, tmp_path / "b", resume=True)
-    for a, b in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(resumed)):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(uninterrupted, resumed)
     # The rows after the checkpoint (step 6) are computed again, not logged twice.
     def rows(run):
         lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
@@ -174,8 +133,7 @@ def test_flipped_bytes_in_a_training_checkpoint_are_caught_and_resume_goes_back(
         training.load_run_state(tiny_config, tmp_path / "damaged", "classifier")
     # Resume sets the damaged step aside and retrains from step 4 to the same parameters.
     resumed = training.train_classifier(tiny_config, tmp_path / "damaged", resume=True)
-    for a, b in zip(jax.tree.leaves(finished), jax.tree.leaves(resumed)):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(finished, resumed)
     names = sorted(p.name for p in (tmp_path / "damaged" / "checkpoints").iterdir())
     assert "8" in names and any(n.startswith("8.damaged-") for n in names)
 
@@ -240,8 +198,7 @@ def test_a_finished_gan_run_extends_to_the_parameters_of_a_longer_run(tiny_confi
     from_scratch = training.train_gan(longer, tmp_path / "long")
     training.train_gan(tiny_config, tmp_path / "extended")
     extended = training.train_gan(longer, tmp_path / "extended", resume=True)
-    for a, b in zip(jax.tree.leaves(from_scratch), jax.tree.leaves(extended)):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(from_scratch, extended)
     assert json.loads((tmp_path / "extended" / "run.json").read_text())["config"]["gan_training"]["epochs"] == 2
     # Shortening is not extending; and the classifier's schedule depends on its length.
     with pytest.raises(RunDirectoryError, match="different config"):
@@ -297,8 +254,7 @@ def test_an_interrupted_stack_of_seeds_resumes_to_identical_parameters(stacked_r
     train = {"classifier": training.train_classifier, "gan": training.train_gan}[kind]
     train(config, tmp_path / "run", stop_after_steps=6)
     resumed = train(config, tmp_path / "run", resume=True)
-    for a, b in zip(jax.tree.leaves(states[kind]), jax.tree.leaves(resumed)):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(states[kind], resumed)
     if kind == "gan":
         assert (tmp_path / "run" / "samples_seed2_step0000008.png").is_file()
 
@@ -315,8 +271,7 @@ def test_a_stack_of_seeds_exports_one_model_pair_per_seed(stacked_runs, tmp_path
         models = lj.load_pretrained(tmp_path / "out" / f"seed{seed}")
         assert models.metadata["model_seed"] == seed
         expected = jax.tree.map(lambda x: x[index], states["gan"]["generator_ema"])
-        for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(models.generator_variables)):
-            np.testing.assert_array_equal(a, b)
+        chex.assert_trees_all_equal(expected, models.generator_variables)
         assert models.classify(models.generate(z)).shape == (2, config.num_classes)
 
 
@@ -332,10 +287,9 @@ def test_vmapped_and_unrolled_seed_steps_agree(tiny_config):
     results = {}
     for layout in ("vmap", "unroll"):
         state = stack_pytrees([training.init_gan_state(config, jax.random.key(s)) for s in seeds])
-        chunk = training._jit_steps(training.make_gan_step(config), stacked=True, layout=layout)
+        chunk = training.loop._jit_steps(training.make_gan_step(config), stacked=True, layout=layout)
         results[layout], _ = chunk(state, images, labels, idx, root_keys, 0)
-    for a, b in zip(jax.tree.leaves(results["vmap"]), jax.tree.leaves(results["unroll"])):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    chex.assert_trees_all_close(results["vmap"], results["unroll"], rtol=1e-3, atol=1e-4)
 
 
 def test_a_gan_run_pairs_with_a_shipped_classifier(stacked_runs, tmp_path):
@@ -353,11 +307,9 @@ def test_a_gan_run_pairs_with_a_shipped_classifier(stacked_runs, tmp_path):
         config, {"classifier.width": shipped.spec.classifier_width, "classifier.hidden": shipped.spec.classifier_hidden}
     )
     models = workflows.models_from_runs(matching, None, root / "gan", seed=1, classifier_pretrained="fashion_mnist")
-    for a, b in zip(jax.tree.leaves(shipped.classifier_variables), jax.tree.leaves(models.classifier_variables)):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(shipped.classifier_variables, models.classifier_variables)
     expected = jax.tree.map(lambda x: x[1], states["gan"]["generator_ema"])
-    for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(models.generator_variables)):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(expected, models.generator_variables)
 
 
 @pytest.mark.parametrize("fill", [-1.0, 1.0])

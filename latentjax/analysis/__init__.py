@@ -5,13 +5,8 @@ their own GAN and classifier needs only this package.
 """
 
 from latentjax.analysis.apcr import APCRResult, compute_apcr
-from latentjax.analysis.finders import (
-    FINDERS,
-    DirectionEvaluation,
-    evaluate_directions,
-    find_directions,
-    register_finder,
-)
+from latentjax.analysis.evaluation import DirectionEvaluation, evaluate_directions
+from latentjax.analysis.finders import FINDERS, find_directions, register_finder
 from latentjax.analysis.latents import ClassLatents, Inversion, invert_images, sample_class_latents
 from latentjax.analysis.manipulation import ManipulationResult, compare_sets, manipulate, shift_codes
 from latentjax.analysis.parallel import (

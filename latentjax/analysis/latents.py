@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from latentjax.analysis import _validation
+from latentjax.analysis._optax import optax_init, optax_update
 from latentjax.analysis.parallel import as_pytree
 
 
@@ -214,12 +215,10 @@ def _invert_core(generate, classify, images, key, beta, learning_rate, *, latent
         def step(carry, _):
             z, opt_state = carry
             loss, grad = jax.value_and_grad(loss_fn)(z, x)
-            with jax.numpy_dtype_promotion("standard"):  # optax's int step count
-                updates, opt_state = optimizer.update(grad, opt_state, z)
+            updates, opt_state = optax_update(optimizer, grad, opt_state, z)
             return (optax.apply_updates(z, updates), opt_state), loss
 
-        with jax.numpy_dtype_promotion("standard"):
-            opt_state = optimizer.init(z0)
+        opt_state = optax_init(optimizer, z0)
         (z, _), losses = jax.lax.scan(step, (z0, opt_state), None, length=steps)
         return z, losses
 

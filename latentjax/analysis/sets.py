@@ -2,7 +2,7 @@
 
 Every set is a boolean mask ``[C, N]`` (class by latent dimension): a fixed shape that jit,
 vmap over seeds and set algebra handle directly. Scores are passed class-major, ``[C, N]``:
-for Method A that is ``apcr.T``, for Method B ``abs(weights)``.
+for Method A that is ``apcr.T``, for Method B ``abs(weights)``::
 
     H_j  = top-K dimensions by APCR_{., j}
     C_j  = { i : |w*_ji| > t_j },  t_j = K-th largest |w*_j| by default

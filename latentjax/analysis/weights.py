@@ -33,14 +33,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from latentjax.analysis import _validation
+from latentjax.analysis._optax import optax_init, optax_update
+from latentjax.analysis.objective import PENALTIES, weight_objective, xi_quadrature
 from latentjax.analysis.parallel import as_pytree, is_traced
 
-#: The penalties on ``w``: the paper's plain L2 norm, its square, and the L1 norm.
-PENALTIES = ("l2", "l2_squared", "l1")
 SCHEDULES = ("constant", "cosine")
 SOLVERS = ("lbfgs", "adam")
 #: The converged reading's settings for :func:`optimize_weights` (docs/method.md).
@@ -50,8 +49,6 @@ CONVERGED_READING = dict(
 )
 #: Curvature pairs L-BFGS keeps.
 LBFGS_MEMORY = 10
-# Keeps sqrt differentiable at 0 when the smoothing width is 0 (the exact |.| and max).
-_TINY = 1e-30
 
 
 class WeightResult(NamedTuple):
@@ -64,100 +61,6 @@ class WeightResult(NamedTuple):
     weights: jax.Array
     losses: jax.Array
     snapshots: jax.Array | None = None
-
-
-def smooth_abs(x: jax.Array, width) -> jax.Array:
-    """``sqrt(x^2 + width^2)``: ``|x|`` with a rounded kink; exactly ``|x|`` at ``width = 0``.
-
-    >>> import jax.numpy as jnp
-    >>> smooth_abs(jnp.array(-3.0), 0.0).item(), smooth_abs(jnp.array(0.0), 0.5).item()
-    (3.0, 0.5)
-    """
-    return jnp.sqrt(x * x + width * width + _TINY)
-
-
-def smooth_max(a: jax.Array, b: jax.Array, width) -> jax.Array:
-    """``(a + b + smooth_abs(a - b, width)) / 2``: ``max(a, b)`` with a rounded kink at ``a = b``.
-
-    >>> import jax.numpy as jnp
-    >>> smooth_max(jnp.array(1.0), jnp.array(3.0), 0.0).item()
-    3.0
-    """
-    return 0.5 * (a + b + smooth_abs(a - b, width))
-
-
-def weight_penalty(w: jax.Array, penalty: str = "l2") -> jax.Array:
-    """``||w||_2`` (``'l2'``, differentiable at 0), ``||w||_2^2`` (``'l2_squared'``) or ``||w||_1``.
-
-    >>> import jax.numpy as jnp
-    >>> [round(float(weight_penalty(jnp.array([3.0, -4.0]), p)), 3) for p in PENALTIES]
-    [5.0, 25.0, 7.0]
-    """
-    if penalty == "l2":
-        return jnp.sqrt(jnp.sum(w * w) + 1e-12)
-    if penalty == "l2_squared":
-        return jnp.sum(w * w)
-    if penalty == "l1":
-        return jnp.sum(jnp.sqrt(w * w + 1e-12))
-    raise ValueError(f"penalty={penalty!r}: expected one of {PENALTIES}.")
-
-
-def xi_quadrature(nodes: int, xi_min, xi_max) -> tuple[jax.Array, jax.Array]:
-    """Gauss-Legendre nodes ``u[nodes]`` on ``[xi_min, xi_max]`` and weights summing to 1.
-
-    ``E_{u ~ U[xi_min, xi_max]} f(u) ~= sum_q weights_q f(u_q)``, exact for polynomials of
-    degree ``2 * nodes - 1``.
-
-    >>> u, weights = xi_quadrature(2, 1.0, 3.0)
-    >>> [round(float(x), 4) for x in u], weights.tolist()
-    ([1.4226, 2.5774], [0.5, 0.5])
-    """
-    reference, reference_weights = np.polynomial.legendre.leggauss(nodes)
-    half = 0.5 * (jnp.asarray(xi_max) - jnp.asarray(xi_min))
-    mid = 0.5 * (jnp.asarray(xi_max) + jnp.asarray(xi_min))
-    return mid + half * jnp.asarray(reference, half.dtype), jnp.asarray(reference_weights / 2.0, half.dtype)
-
-
-def weight_objective(
-    w: jax.Array,
-    generate: Callable,
-    classify: Callable,
-    codes: jax.Array,
-    xi: jax.Array,
-    target: jax.Array,
-    base_scores: jax.Array,
-    lam: float,
-    *,
-    xi_weights: jax.Array | None = None,
-    smoothing=0.0,
-    penalty: str = "l2",
-) -> jax.Array:
-    """``mean_b sum_q xi_weights_q [1 - max_s |Q_t(G(z_b + s xi_bq w)) - Q_t(G(z_b))|] + lam penalty(w)``.
-
-    ``codes[B, N]``; ``xi[B]`` (one positive magnitude per code) or ``xi[B, Q]`` with
-    ``xi_weights[Q]`` (quadrature); ``base_scores[B] = Q_t(G(codes))``. ``smoothing`` rounds
-    ``|.|`` and ``max`` (:func:`smooth_abs`, :func:`smooth_max`); 0 is the exact objective.
-
-    >>> import jax, jax.numpy as jnp
-    >>> generate = lambda z: z
-    >>> classify = lambda x: jax.nn.softmax(jnp.stack([x[:, 0], -x[:, 0]], -1))
-    >>> codes = jnp.zeros((1, 2))
-    >>> loss = weight_objective(jnp.array([1.0, 0.0]), generate, classify, codes, jnp.array([1.0]), 0, jnp.array([0.5]), 0.0)
-    >>> round(float(loss), 4)  # 1 - (sigmoid(2) - 0.5)
-    0.6192
-    """
-    if xi.ndim == 1:
-        xi = xi[:, None]
-    if xi_weights is None:
-        xi_weights = jnp.ones((xi.shape[1],), xi.dtype) / xi.shape[1]
-    batch, nodes = xi.shape
-    step = xi.reshape(-1)[:, None] * w[None, :]  # [B * Q, N]
-    repeated = jnp.repeat(codes, nodes, axis=0)
-    scores = classify(generate(jnp.concatenate([repeated + step, repeated - step])))[:, target]
-    base = jnp.repeat(base_scores, nodes)
-    change = smooth_abs(scores - jnp.concatenate([base, base]), smoothing).reshape(2, batch, nodes)
-    best = smooth_max(change[0], change[1], smoothing)
-    return jnp.mean(1.0 - best @ xi_weights) + lam * weight_penalty(w, penalty)
 
 
 class _Loop(NamedTuple):
@@ -192,8 +95,7 @@ def _init_one_class(codes, init, learning_rate, loop: _Loop):
     # tanh: v such that tanh(v) = init; init is inside (-1, 1) (checked by the caller).
     start = jnp.arctanh(init) if loop.parametrization == "tanh" else init
     v0 = jnp.full((codes.shape[-1],), start)
-    with jax.numpy_dtype_promotion("standard"):
-        return v0, optimizer.init(v0)
+    return v0, optax_init(optimizer, v0)
 
 
 def _advance_one_class(
@@ -229,20 +131,17 @@ def _advance_one_class(
                 xi_weights=xi_weights, smoothing=smoothing, penalty=loop.penalty,
             )
 
-        with jax.numpy_dtype_promotion("standard"):  # optax mixes int step counts with floats
-            if loop.solver == "lbfgs":
-                # The loss is deterministic, so the line search's last value and gradient (kept
-                # in the state) are this point's: one evaluation per step when it is accepted.
-                loss, grad = optax.value_and_grad_from_state(loss_fn)(v, state=opt_state)
-                updates, opt_state = optimizer.update(
-                    grad, opt_state, v, value=loss, grad=grad, value_fn=loss_fn
-                )
-            else:
-                loss, grad = jax.value_and_grad(loss_fn)(v)
-                if loop.schedule == "cosine":
-                    progress = jnp.minimum(step_index, loop.total_steps).astype(codes.dtype) / loop.total_steps
-                    opt_state.hyperparams["learning_rate"] = learning_rate * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
-                updates, opt_state = optimizer.update(grad, opt_state, v)
+        if loop.solver == "lbfgs":
+            # The loss is deterministic, so the line search's last value and gradient (kept in
+            # the state) are this point's: one evaluation per step when it is accepted.
+            loss, grad = optax.value_and_grad_from_state(loss_fn)(v, state=opt_state)
+            updates, opt_state = optax_update(optimizer, grad, opt_state, v, value=loss, grad=grad, value_fn=loss_fn)
+        else:
+            loss, grad = jax.value_and_grad(loss_fn)(v)
+            if loop.schedule == "cosine":
+                progress = jnp.minimum(step_index, loop.total_steps).astype(codes.dtype) / loop.total_steps
+                opt_state.hyperparams["learning_rate"] = learning_rate * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+            updates, opt_state = optax_update(optimizer, grad, opt_state, v)
         v = optax.apply_updates(v, updates)
         # Adam projects after every step. L-BFGS does not: a projected step would break the
         # curvature pairs its line search relies on (it stalls); it projects once at the end.
@@ -341,6 +240,41 @@ def optimize_weights(
     >>> bool(jnp.all(jnp.abs(result.weights) <= 1.0))
     True
     """
+    snapshot_steps = tuple(snapshot_steps)
+    _check_options(
+        codes, steps=steps, batch_size=batch_size, xi_nodes=xi_nodes, learning_rate=learning_rate,
+        lam=lam, smoothing=smoothing, xi_range=xi_range, penalty=penalty, schedule=schedule,
+        solver=solver, optimizer=optimizer, snapshot_steps=snapshot_steps,
+        parametrization=parametrization, loop=loop, init=init,
+    )
+    xi_min, xi_max = xi_range
+    generate, classify = as_pytree(generate), as_pytree(classify)
+    classes = _validation.resolve_classes(generate, classify, codes, classes)
+    codes = jnp.asarray(codes)
+    as_float = lambda x: _validation.as_float(x, codes.dtype)
+    if _is_key_batch(key) and jnp.shape(key)[0] != codes.shape[0]:
+        raise ValueError(
+            f"key of shape {jnp.shape(key)}: expected one key, or one per code set ({codes.shape[0]})."
+        )
+    floats = (lam, xi_min, xi_max, smoothing, learning_rate, init)
+    traced = is_traced(generate, classify, codes, key, *floats)
+    host = loop == "host" or (loop == "auto" and not traced and jax.default_backend() == "cpu")
+    if host and traced:
+        raise ValueError("loop='host' drives the steps from Python: expected concrete inputs, not traced ones.")
+    spec = _Loop(solver, int(steps), int(batch_size), int(xi_nodes), penalty, schedule, parametrization, optimizer)
+    result, invalid = (_optimize_host if host else _optimize_jit)(
+        generate, classify, codes, jnp.asarray(classes, jnp.int32), key,
+        *(as_float(x) for x in floats), loop=spec, snapshot_steps=snapshot_steps,
+    )
+    _validation.raise_for_invalid_rows(invalid, "while optimising Method B's weights")
+    return result
+
+
+def _check_options(
+    codes, *, steps, batch_size, xi_nodes, learning_rate, lam, smoothing, xi_range, penalty,
+    schedule, solver, optimizer, snapshot_steps, parametrization, loop, init,
+) -> None:
+    """Every bad setting of :func:`optimize_weights`, named before any work starts."""
     _validation.check_codes(codes, ndim=3)
     _validation.check_positive(steps, "steps", integer=True)
     _validation.check_non_negative(batch_size, "batch_size", integer=True)
@@ -371,7 +305,6 @@ def optimize_weights(
             f"schedule={schedule!r} with your own optimizer: expected schedule='constant' "
             "(give the optimiser its own schedule, e.g. optax.cosine_decay_schedule)."
         )
-    snapshot_steps = tuple(snapshot_steps)
     for t in snapshot_steps:
         if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= steps:
             raise ValueError(
@@ -393,26 +326,6 @@ def optimize_weights(
         raise ValueError(
             f"init={init!r}: expected a value in [-1, 1] ('box') or in (-1, 1) ('tanh')."
         )
-    generate, classify = as_pytree(generate), as_pytree(classify)
-    classes = _validation.resolve_classes(generate, classify, codes, classes)
-    codes = jnp.asarray(codes)
-    as_float = lambda x: _validation.as_float(x, codes.dtype)
-    if _is_key_batch(key) and jnp.shape(key)[0] != codes.shape[0]:
-        raise ValueError(
-            f"key of shape {jnp.shape(key)}: expected one key, or one per code set ({codes.shape[0]})."
-        )
-    floats = (lam, xi_min, xi_max, smoothing, learning_rate, init)
-    traced = is_traced(generate, classify, codes, key, *floats)
-    host = loop == "host" or (loop == "auto" and not traced and jax.default_backend() == "cpu")
-    if host and traced:
-        raise ValueError("loop='host' drives the steps from Python: expected concrete inputs, not traced ones.")
-    spec = _Loop(solver, int(steps), int(batch_size), int(xi_nodes), penalty, schedule, parametrization, optimizer)
-    result, invalid = (_optimize_host if host else _optimize_jit)(
-        generate, classify, codes, jnp.asarray(classes, jnp.int32), key,
-        *(as_float(x) for x in floats), loop=spec, snapshot_steps=snapshot_steps,
-    )
-    _validation.raise_for_invalid_rows(invalid, "while optimising Method B's weights")
-    return result
 
 
 def _is_key_batch(key) -> bool:

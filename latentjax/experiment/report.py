@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import pathlib
+import re
 
 from latentjax._extras import require
 
@@ -326,8 +328,11 @@ def render_markdown(results: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def render_html(markdown_text: str) -> str:
-    r"""The report as standalone HTML (Python-Markdown, with its tables extension).
+def render_html(markdown_text: str, folder: pathlib.Path | None = None) -> str:
+    r"""The report as one self-contained HTML file (Python-Markdown, with its tables extension).
+
+    Images that ``folder`` holds are embedded as ``data:`` URIs, so the file keeps its figures
+    when it is downloaded or mailed on its own (report.md keeps its links).
 
     >>> '<table>' in render_html('| a | b |\n| --- | --- |\n| 1 | 2 |')
     True
@@ -335,6 +340,14 @@ def render_html(markdown_text: str) -> str:
     markdown = require("markdown", "report", "The HTML report")
 
     body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
+    if folder is not None:
+        def embed(match):
+            path = pathlib.Path(folder) / match.group(1)
+            if not path.is_file():
+                return match.group(0)
+            return f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}"'
+
+        body = re.sub(r'src="([^":]+\.png)"', embed, body)
     style = (
         "body{font-family:sans-serif;max-width:960px;margin:2em auto}img{max-width:100%}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
@@ -361,5 +374,5 @@ def write_report(workdir, results, apcr, manip, struct, comparison=None) -> None
     _manipulation_grid(workdir / "figure6_cross_class.png", results, manip, "cross", FIGURES["figure6_cross_class.png"])
     figure_table1(workdir / "table1_intersection_ratio.png", results)
     text = render_markdown(results)
-    for name, content in (("report.md", text), ("report.html", render_html(text))):
+    for name, content in (("report.md", text), ("report.html", render_html(text, workdir))):
         atomic_write_text(workdir / name, content)

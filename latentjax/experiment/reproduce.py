@@ -31,18 +31,20 @@ import latentjax
 from latentjax import data
 from latentjax._storage import atomic_write_text, check_writable, set_aside
 from latentjax.analysis.apcr import APCRResult
-from latentjax.analysis.finders import FINDERS, DirectionEvaluation
+from latentjax.analysis.evaluation import DirectionEvaluation
+from latentjax.analysis.finders import FINDERS
 from latentjax.analysis.latents import ClassLatents
 from latentjax.analysis.manipulation import ManipulationResult
-from latentjax.analysis.sets import chance_level, intersection_ratio
+from latentjax.analysis.sets import chance_level
 from latentjax.analysis.statistics import bootstrap_interval
 from latentjax.analysis.structure import knn_class_accuracy
 from latentjax.analysis.weights import WeightResult
 from latentjax.errors import IntegrityError
-from latentjax.experiment import stages, workflows
+from latentjax.experiment import directions_export, stages, workflows
+from latentjax.experiment.provenance import provenance
 from latentjax.models import checkpoints, make_generator_layer
 from latentjax.models.pretrained import load_pretrained
-from latentjax.models.training import run_directory
+from latentjax.runs import run_directory
 
 #: The paper's Table 1 (Fashion-MNIST, classes 0..9).
 PAPER_TABLE_1 = (0.7, 0.9, 0.7, 0.8, 0.4, 1.0, 0.7, 0.9, 0.7, 0.7)
@@ -144,7 +146,8 @@ def stored_stage(path: pathlib.Path, name: str, compute: Callable[[], Any], log,
     return tree, False
 
 
-def _stage(workdir: pathlib.Path, name: str, compute: Callable[[], Any], log) -> Any:
+def _stage(workdir: pathlib.Path, name: str, compute: Callable[[], Any], log, seconds: dict | None = None) -> Any:
+    """A stage's result, computed (its wall time goes into ``seconds``) or loaded from an earlier run."""
     start = time.perf_counter()
     tree, loaded = stored_stage(
         workdir / "artefacts" / name, name, compute, log, {"stage": name}
@@ -152,7 +155,10 @@ def _stage(workdir: pathlib.Path, name: str, compute: Callable[[], Any], log) ->
     if loaded:
         log(f"stage {name}: finished earlier, loaded")
     else:
-        log(f"stage {name}: done in {time.perf_counter() - start:.1f} s")
+        elapsed = time.perf_counter() - start
+        log(f"stage {name}: done in {elapsed:.1f} s")
+        if seconds is not None:
+            seconds[name] = round(elapsed, 1)
     return _from_tree(name, tree)
 
 
@@ -194,10 +200,11 @@ def _reproduce(config, workdir: pathlib.Path, models, log) -> dict:
     shapes = dict(latent_dim=config.latent_dim, num_classes=config.num_classes)
     names = ("latents", "apcr", "weights", "manipulation") + (("finders",) if a.finders else ()) + ("structure",)
     done = [0]
+    seconds: dict[str, float] = {}  # stages computed by this process (loaded ones are absent)
 
     def stage(name, compute):
         prefix = f"[reproduce {done[0] + 1}/{len(names)}] "
-        result = _stage(workdir, name, compute, lambda msg: log(prefix + msg))
+        result = _stage(workdir, name, compute, lambda msg: log(prefix + msg), seconds)
         done[0] += 1
         return result
 
@@ -231,7 +238,11 @@ def _reproduce(config, workdir: pathlib.Path, models, log) -> dict:
     results = summarize(config, a, source, models.metadata, latents, apcr, weights, manip, struct)
     if comparison is not None:
         results["finders"] = finder_summary(a, comparison)
+    results["provenance"] = provenance(seconds)
     report.write_report(workdir, results, first[1], manip, struct, comparison)
+    if not (workdir / "directions").exists():  # a run finished before directions were files gains them
+        found = directions_export.run_directions(a, apcr, weights, comparison)
+        directions_export.write_directions_folder(workdir / "directions", config, found, generate)
     atomic_write_text(workdir / "results.json", json.dumps(results, indent=2))
     log(f"[reproduce] wrote {workdir / 'results.json'} and {workdir / 'report.md'}")
     return results
@@ -279,11 +290,7 @@ def summarize(
 ) -> dict:
     """Every number of the run, JSON-ready (what ``results.json`` holds)."""
     n_classes, latent_dim = config.num_classes, config.latent_dim
-    high, control = stages.analysis_sets(a, apcr, weights.weights)
-    exact = a.control_threshold < 0  # an absolute threshold may choose more or fewer than K
-    ir_matrix = np.asarray(jax.vmap(
-        lambda h, c: intersection_ratio(h, c, a.k, exact_control_size=exact)
-    )(high, control))
+    ir_matrix, high, control = stages.intersection_ratios(a, apcr, weights.weights)
     struct_labels = np.asarray(struct.labels)
     prior_labels = np.repeat(np.arange(n_classes), a.samples_per_class)
     alphas = stages.alpha_grid(a)

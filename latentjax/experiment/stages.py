@@ -24,10 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from latentjax.analysis.apcr import APCRResult, compute_apcr
-from latentjax.analysis.finders import DirectionEvaluation, evaluate_directions, find_directions
+from latentjax.analysis.evaluation import DirectionEvaluation, evaluate_directions
+from latentjax.analysis.finders import find_directions
 from latentjax.analysis.latents import ClassLatents, invert_images, sample_class_latents
 from latentjax.analysis.manipulation import ManipulationResult, compare_sets
-from latentjax.analysis.sets import controlling_set, signed_directions, top_k_mask
+from latentjax.analysis.sets import controlling_set, intersection_ratio, signed_directions, top_k_mask
 from latentjax.analysis.structure import tsne_embedding
 from latentjax.analysis.weights import WeightResult, optimize_weights
 
@@ -232,6 +233,16 @@ def analysis_sets(a, apcr: APCRResult, weights: jax.Array) -> tuple[jax.Array, j
     high = jax.vmap(lambda scores: top_k_mask(scores.T, a.k))(jnp.asarray(apcr.apcr))
     control = jax.vmap(lambda w: controlling_set(w, k=a.k, threshold=threshold))(jnp.asarray(weights))
     return high, control
+
+
+def intersection_ratios(a, apcr: APCRResult, weights: jax.Array) -> tuple[np.ndarray, jax.Array, jax.Array]:
+    """``(ir[seeds, C], high, control)``: Table 1 for every analysis seed, with the sets it
+    compares (:func:`analysis_sets`). With an absolute ``control_threshold`` a controlling set may
+    hold more or fewer than K, so the ratio divides by K only when the sets have K each."""
+    high, control = analysis_sets(a, apcr, weights)
+    exact = a.control_threshold < 0
+    ir = jax.vmap(lambda h, c: intersection_ratio(h, c, a.k, exact_control_size=exact))(high, control)
+    return np.asarray(ir), high, control
 
 
 def finder_directions(

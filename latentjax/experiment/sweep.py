@@ -37,9 +37,7 @@ recomputes nothing that finished):
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import pathlib
@@ -53,21 +51,22 @@ import ml_collections
 import numpy as np
 
 from latentjax import config as config_lib
-from latentjax import data
 from latentjax._progress import ProgressLog
 from latentjax.analysis.apcr import APCRResult
 from latentjax.analysis.latents import ClassLatents
 from latentjax.analysis.manipulation import compare_sets
 from latentjax.analysis.parallel import stack_pytrees
-from latentjax.analysis.sets import intersection_ratio, pairwise_jaccard
-from latentjax.analysis.statistics import bootstrap_interval
+from latentjax.analysis.sets import pairwise_jaccard
 from latentjax.analysis.weights import WeightResult
 from latentjax.experiment import stages
+from latentjax.experiment.sweep_tables import (  # noqa: F401 (read_table: the tables' reader)
+    METHODS, SET_NAMES, cell_name, read_table, summarize, summarize_finders, to_csv,
+)
 from latentjax._storage import atomic_write_text, check_writable
 from latentjax.experiment.reproduce import FINDER_MEASURES, _to_tree, stored_stage  # one way to save a stage
 from latentjax.models import make_generator_layer
 from latentjax.models.pretrained import load_pretrained
-from latentjax.models.training import run_directory
+from latentjax.runs import run_directory
 
 #: The settings each shared stage reads; a stage's artefact is keyed by them.
 LATENT_KEYS = ("samples_per_class", "threshold", "sample_batch", "max_draws")
@@ -77,8 +76,6 @@ WEIGHT_KEYS = LATENT_KEYS + (
     "parametrization", "weight_solver", "weight_xi_nodes", "weight_smoothing", "weight_schedule",
     "weight_penalty",
 )
-METHODS = ("apcr", "weights")
-SET_NAMES = stages.SET_NAMES
 
 
 class SweepResult(NamedTuple):
@@ -121,7 +118,7 @@ def _over_models(fn: Callable, models, layout: str, *per_model) -> Any:
         fn(m.generate, m.classify, *jax.tree.map(lambda x: x[i], per_model))
         for i, m in enumerate(models)
     ]
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *outputs)
+    return stack_pytrees(outputs)
 
 
 class _StageCache:
@@ -198,10 +195,6 @@ def _groups(config) -> list[list[tuple[int, dict]]]:
     return list(groups.values())
 
 
-def cell_name(index: int) -> str:
-    return f"cell{index:03d}"
-
-
 def evaluate_cell(
     models, a, latents: ClassLatents, apcr: APCRResult, weights: jax.Array, held_out: ClassLatents | None = None
 ) -> dict:
@@ -218,11 +211,8 @@ def evaluate_cell(
         scores = jnp.swapaxes(jnp.asarray(apcr.apcr[index]), -1, -2)  # [A, C, N]
         signs_a = jnp.swapaxes(jnp.asarray(apcr.directions[index]), -1, -2)
         w = jnp.asarray(weights[index])  # [A, C, N]
-        high, control = stages.analysis_sets(a, jax.tree.map(lambda x: x[index], apcr), w)
-        exact = a.control_threshold < 0  # an absolute threshold may choose more or fewer than K
-        ir.append(np.asarray(jax.vmap(
-            lambda h, c: intersection_ratio(h, c, a.k, exact_control_size=exact)
-        )(high, control)))
+        seed_ir, high, control = stages.intersection_ratios(a, jax.tree.map(lambda x: x[index], apcr), w)
+        ir.append(seed_ir)
         jaccard["apcr"].append(np.asarray(pairwise_jaccard(high)))
         jaccard["weights"].append(np.asarray(pairwise_jaccard(control)))
         codes = jnp.asarray(latents.codes[index])[:, :, : a.manipulation_samples]
@@ -429,141 +419,6 @@ def summary(result: SweepResult) -> str:
 
 
 _SUMMARY_FIELDS = ("minutes",)
-
-
-def to_csv(rows: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
-def summarize(config, records: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
-    """The tidy table (cell x class), the per-seed rows and the per-cell class means."""
-    sw = config.sweep
-    names = data.dataset_spec(config.dataset).class_names
-    boot = dict(num_resamples=sw.bootstrap_resamples, confidence=sw.confidence)
-    table, seed_rows, cells = [], [], []
-    for record in records:
-        settings = {"cell": cell_name(record["index"]), **record["cell"]}
-        ir = np.asarray(record["ir"], np.float64)  # [M, A, C]
-        flips = {f"flip_{m}_{s}": np.asarray(record["flip"][m][s]) for m in METHODS for s in SET_NAMES}
-        jac = {f"jaccard_{m}": np.asarray(record["jaccard"][m], np.float64) for m in METHODS}  # [M, C]
-        intervals = {
-            over: bootstrap_interval(ir, over, seed=record["index"], **boot) for over in ("model", "analysis")
-        }
-        for j, name in enumerate(names):
-            row = {**settings, "class": j, "class_name": name, "ir_mean": ir[..., j].mean()}
-            for over, (low, high) in intervals.items():
-                row[f"ir_{over}_low"], row[f"ir_{over}_high"] = low[j], high[j]
-            row["ir_sd_analysis"] = ir[..., j].std(axis=1).mean()
-            row.update({k: v[:, j].mean() for k, v in jac.items()})
-            row.update({k: v[..., j].mean() for k, v in flips.items()})
-            row["model_seeds"], row["analysis_seeds"] = ir.shape[:2]
-            table.append(_rounded(row))
-        for m, model in enumerate(record["models"]):
-            for a, seed in enumerate(record["analysis_seeds"]):
-                for j in range(ir.shape[2]):
-                    seed_rows.append(_rounded({
-                        **settings, "model": model, "analysis_seed": seed, "class": j,
-                        "ir": ir[m, a, j], **{k: v[m, a, j] for k, v in flips.items()},
-                    }))
-        class_mean = ir.mean(axis=2)  # [M, A]
-        summary = {**settings, "ir_mean": class_mean.mean()}
-        for over in ("model", "analysis"):
-            low, high = bootstrap_interval(class_mean, over, seed=record["index"], **boot)
-            summary[f"ir_{over}_low"], summary[f"ir_{over}_high"] = low, high
-        # A percentile bootstrap over two or three seeds is their range; a Student t interval
-        # says how little so few seeds pin down.
-        summary["ir_analysis_t_low"], summary["ir_analysis_t_high"] = t_interval(
-            class_mean.mean(axis=0), sw.confidence
-        )
-        # Variance decomposition of the class-mean IR: between models, and within a model.
-        summary["ir_sd_between_models"] = class_mean.mean(axis=1).std() if ir.shape[0] > 1 else float("nan")
-        summary["ir_sd_between_analysis_seeds"] = class_mean.std(axis=1).mean() if ir.shape[1] > 1 else float("nan")
-        summary.update({k: v.mean() for k, v in jac.items()})  # NaN with one analysis seed
-        for k, v in jac.items():
-            low, high = _class_interval(v.mean(axis=0), record["index"], boot)
-            summary[f"{k}_low"], summary[f"{k}_high"] = low, high
-        summary.update({k: v.mean() for k, v in flips.items()})
-        summary["minutes"] = record["group_seconds"] / 60.0
-        cells.append(_rounded(summary))
-    return table, seed_rows, cells
-
-
-def summarize_finders(config, records: list[dict]) -> list[dict]:
-    """``finders.csv``: per cell, finder and distance, each measure's class mean with its
-    intervals over model seeds and over analysis seeds (empty when no cell compared finders)."""
-    sw = config.sweep
-    boot = dict(num_resamples=sw.bootstrap_resamples, confidence=sw.confidence)
-    rows = []
-    for record in records:
-        finders = record.get("finders")
-        if not finders:
-            continue
-        settings = {"cell": cell_name(record["index"]), **record["cell"]}
-        means = {
-            (mode, measure): np.asarray(finders[mode][measure], np.float64).mean(axis=3)  # [M, A, F, T]
-            for mode, measures in FINDER_MEASURES.items() for measure in measures
-        }
-        for f, name in enumerate(finders["names"]):
-            intervals = {
-                key: {over: bootstrap_interval(v[:, :, f], over, seed=record["index"], **boot) for over in ("model", "analysis")}
-                for key, v in means.items()
-            }
-            for t, distance in enumerate(finders["distances"]):
-                row = {**settings, "finder": name, "distance": distance}
-                for (mode, measure), v in means.items():
-                    column = f"{mode}_{measure}"
-                    row[column] = v[:, :, f, t].mean()
-                    for over, (low, high) in intervals[(mode, measure)].items():
-                        row[f"{column}_{over}_low"], row[f"{column}_{over}_high"] = low[t], high[t]
-                row["model_seeds"], row["analysis_seeds"] = means[("same", "flip_rate")].shape[:2]
-                rows.append(_rounded(row))
-    return rows
-
-
-def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
-    """Student t interval of the mean of ``values`` (NaNs for fewer than two).
-
-    >>> [round(x, 3) for x in t_interval([0.5, 0.6], 0.95)]
-    [-0.085, 1.185]
-    """
-    from scipy import stats  # scikit-learn's dependency: the report extra
-
-    values = np.asarray(values, np.float64)
-    n = values.size
-    if n < 2:
-        return float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * values.std(ddof=1) / np.sqrt(n)
-    return float(values.mean() - half), float(values.mean() + half)
-
-
-def _class_interval(per_class: np.ndarray, seed: int, boot: dict) -> tuple[float, float]:
-    """Interval of a class mean from resampling the classes (for the set-stability curves)."""
-    if not np.all(np.isfinite(per_class)):
-        return float("nan"), float("nan")
-    low, high = bootstrap_interval(per_class[None, :, None], "analysis", seed=seed, **boot)
-    return float(low[0]), float(high[0])
-
-
-def _rounded(row: dict) -> dict:
-    def value(v):
-        if isinstance(v, (np.floating, float)):
-            return round(float(v), 6)
-        if isinstance(v, np.integer):
-            return int(v)
-        if isinstance(v, np.ndarray) and v.ndim == 0:
-            return value(v.item())
-        return v
-    return {k: value(v) for k, v in row.items()}
-
-
-def read_table(path: str | os.PathLike) -> list[dict]:
-    """A sweep's ``table.csv`` (or ``cells.csv``, ``seeds.csv``) as a list of dicts of strings."""
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 __all__ = ["SweepResult", "run_sweep", "summarize", "summarize_finders", "evaluate_cell", "read_table"]

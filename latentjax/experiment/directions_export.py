@@ -1,0 +1,87 @@
+"""A reproduction's directions as files (:func:`latentjax.save_directions`), one per finder and
+analysis seed: what ``reproduce`` writes into ``<run>/directions/`` and what
+``latentjax directions --run <run>`` exports from a finished run."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from latentjax import _storage, data
+from latentjax.analysis.sets import signed_directions
+from latentjax.directions import save_directions
+from latentjax.errors import RunDirectoryError
+from latentjax.experiment import stages
+
+
+def run_directions(a, apcr, weights, comparison=None) -> dict[str, np.ndarray]:
+    """``{finder: directions[seeds, C, N]}``: Methods A and B's signed K-sets, Method B's raw
+    ``w*`` (``weights_raw``) and, when the run compared finders, every finder's directions."""
+    high, control = stages.analysis_sets(a, apcr, weights.weights)
+    found = {
+        "apcr": np.asarray(jax.vmap(signed_directions)(high, jnp.swapaxes(jnp.asarray(apcr.directions), -1, -2))),
+        "weights": np.asarray(jax.vmap(signed_directions)(control, jnp.asarray(weights.weights))),
+        "weights_raw": np.asarray(weights.weights),
+    }
+    if comparison is not None:
+        for index, name in enumerate(a.finders):
+            found[name] = np.asarray(comparison.directions)[:, index]
+    return found
+
+
+def write_directions(folder: pathlib.Path, config, found: dict[str, np.ndarray], generator=None) -> list[pathlib.Path]:
+    """One file per finder and analysis seed, ``<folder>/<finder>-seed<s>.npz`` (and its JSON)."""
+    a = config.analysis
+    names = list(data.dataset_spec(config.dataset).class_names)
+    settings = {key: a[key] for key in ("k", "samples_per_class", "delta", "m", "lam", "xi_min", "xi_max") if key in a}
+    paths = []
+    for finder, stacked in found.items():
+        for index, seed in enumerate(a.seeds):
+            paths.append(save_directions(
+                folder / f"{finder}-seed{seed}.npz", stacked[index], finder=finder, names=names,
+                generator=generator, settings=settings, analysis_seed=int(seed),
+                dataset=config.dataset, pretrained=a.pretrained,
+            ))
+    return paths
+
+
+def export_directions(run: str | os.PathLike, output: str | os.PathLike | None = None) -> list[pathlib.Path]:
+    """Writes the directions of a finished reproduction ``run`` into ``output`` (a new folder;
+    default ``<run>/directions``) and returns the files."""
+    from latentjax.experiment.reproduce import load_artefact
+    from latentjax.models.pretrained import load_pretrained
+    from latentjax.runs import read_run_record
+
+    run = pathlib.Path(run)
+    record = read_run_record(run)
+    if record["kind"] != "reproduce":
+        raise RunDirectoryError(f"{str(run)!r} is a {record['kind']!r} run: expected a reproduction (latentjax reproduce).")
+    folder = pathlib.Path(output) if output is not None else run / "directions"
+    if folder.exists():
+        raise FileExistsError(f"{folder} exists; refusing to overwrite it (choose a new --output).")
+    config = ml_collections.ConfigDict(record["config"])
+    a = config.analysis
+    for stage in ("apcr", "weights") + (("finders",) if a.finders else ()):
+        if not (run / "artefacts" / stage).exists():
+            raise RunDirectoryError(f"{str(run)!r} has no finished {stage!r} stage: finish it with --resume first.")
+    comparison = load_artefact(run, "finders") if a.finders else None
+    found = run_directions(a, load_artefact(run, "apcr"), load_artefact(run, "weights"), comparison)
+    source = str(run / "models") if a.train_models else a.pretrained
+    generator = load_pretrained(source).generate
+    return write_directions_folder(folder, config, found, generator)
+
+
+def write_directions_folder(folder: pathlib.Path, config, found, generator=None) -> list[pathlib.Path]:
+    """:func:`write_directions` into a new ``folder`` that appears whole or not at all."""
+    with _storage.committed_directory(folder, checksums=False) as staging:
+        write_directions(staging, config, found, generator)
+        (staging / "README.txt").write_text(
+            "One file per finder and analysis seed: <finder>-seed<s>.npz with its record in <finder>-seed<s>.json.\n"
+            "Load one with latentjax.load_directions(path); numpy.load(path)['directions'] also works.\n"
+        )
+    return sorted(folder.glob("*.npz"))
