@@ -138,8 +138,8 @@ def get_analysis_config() -> ml_collections.ConfigDict:
             # Method B (docs/method.md, "Method B"): the paper's sampled reading, S = 16, 250
             # Adam steps at learning rate 0.03, batch 8 (chosen by the sweeps). Its sets move
             # with floating-point rounding (docs/results.md, "Method B: one answer?"); the
-            # converged reading (CONVERGED_METHOD_B below) is the candidate to replace it once it
-            # is shown to settle on these models.
+            # converged reading (CONVERGED_METHOD_B below) does no better on these models, whose
+            # Method B loss has many minima, and costs O(S) per step.
             weight_solver="adam",
             weight_steps=250,
             weight_batch=8,

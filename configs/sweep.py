@@ -24,8 +24,8 @@ from default import SAMPLED_METHOD_B, get_config as _default  # configs/ is on s
 def get_config() -> ml_collections.ConfigDict:
     config = _default()
     # The study of the paper's (sampled) reading of Method B, at its base learning rate
-    # (docs/results.md records these sweeps at 0.01); configs/sweep_paper_scale.py sweeps the
-    # converged default.
+    # (docs/results.md records these sweeps at 0.01); configs/sweep_paper_scale.py sweeps S at
+    # make run's settings.
     config.analysis.update(SAMPLED_METHOD_B)
     config.analysis.weight_learning_rate = 1e-2
     # The Table 1 sweeps compare no direction finders (their recorded times are without them);

@@ -22,8 +22,8 @@ Two readings of the expectation (docs/method.md, "Method B"):
   ``smoothing``: one smooth, deterministic function of ``w``, minimised by Adam with its
   learning rate decayed to 0 on a cosine, or by L-BFGS with a line search
   (``solver='lbfgs'``). On the planted problem both end at a point that a 1e-6 perturbation of
-  the codes moves by about 1e-6; on the shipped models the settings that do so are still to be
-  found (docs/results.md).
+  the codes moves by about 1e-6. On the shipped models the loss has many minima and a 1e-6 change
+  of the codes can lead a run into another, whatever the optimiser (docs/results.md).
 """
 
 from __future__ import annotations
