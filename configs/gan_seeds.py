@@ -8,7 +8,7 @@ Run (about 75 minutes on a 2-core CPU; the three seeds train as one program):
 
 export writes runs/gan-seeds-exported/seed{1,2,3} (each with the shipped classifier) and prints
 each generator's quality; configs/sweep.py analyses them. The GANs are smaller and shorter-trained
-than the shipped one (discriminator width 32, 6 epochs) so that three fit in a CPU session;
+than the shipped one (discriminator width 32, 6 epochs) so that three fit in one sitting on a CPU;
 their quality is in docs/results.md.
 """
 
