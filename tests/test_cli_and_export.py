@@ -12,6 +12,9 @@ from latentjax import cli
 
 from conftest import REPO
 
+# End to end (data, training, the reproduction, subprocesses): out of the quick tier, `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 TINY = str(REPO / "configs" / "tiny.py")
 
 

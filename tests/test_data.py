@@ -8,6 +8,9 @@ import pytest
 from latentjax import data
 from latentjax.errors import DataUnavailableError
 
+# End to end (data, training, the reproduction, subprocesses): out of the quick tier, `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("split, per_class", [("train", 6000), ("test", 1000)])
 def test_fashion_mnist_split_counts_and_range(tfds_dir, split, per_class):

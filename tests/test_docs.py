@@ -3,7 +3,12 @@
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
+
+# End to end (data, training, the reproduction, subprocesses): out of the quick tier, `-m "not slow"`.
+pytestmark = pytest.mark.slow
 
 
 def test_the_api_reference_builds_without_warnings(tmp_path):

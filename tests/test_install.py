@@ -11,6 +11,9 @@ import pytest
 
 from conftest import REPO
 
+# End to end (data, training, the reproduction, subprocesses): out of the quick tier, `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 
 def _python(code: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(

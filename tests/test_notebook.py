@@ -6,6 +6,11 @@ from nbclient import NotebookClient
 
 from conftest import REPO
 
+import pytest
+
+# End to end (data, training, the reproduction, subprocesses): out of the quick tier, `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 
 def test_walkthrough_notebook_executes(tfds_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("LATENTJAX_NOTEBOOK_TINY", "1")

@@ -8,6 +8,9 @@ import latentjax as lj
 from latentjax import data
 from latentjax.models.quality import classifier_accuracy
 
+# End to end (data, training, the reproduction, subprocesses): out of the quick tier, `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def models():

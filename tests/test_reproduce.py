@@ -10,6 +10,9 @@ from latentjax import config as config_lib
 from latentjax.experiment import reproduce
 from latentjax.errors import RunDirectoryError
 
+# End to end (data, training, the reproduction, subprocesses): out of the quick tier, `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tfds_dir):

@@ -16,6 +16,9 @@ from latentjax.errors import ConfigError, RunDirectoryError
 from latentjax.experiment import sweep
 from latentjax.models.pretrained import PRETRAINED_ROOT
 
+# End to end (data, training, the reproduction, subprocesses): out of the quick tier, `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 
 def tiny_sweep_config(**overrides):
     from conftest import REPO

@@ -14,6 +14,9 @@ from latentjax.models import training
 from latentjax.errors import RunDirectoryError
 from latentjax.models import ModelSpec
 
+# End to end (data, training, the reproduction, subprocesses): out of the quick tier, `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 
 def _fixed_batch(config, n=16):
     images, labels = data.load_from_config(config, "train")

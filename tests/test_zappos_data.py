@@ -12,6 +12,9 @@ import pytest
 from latentjax import data
 from latentjax.errors import DataUnavailableError
 
+# End to end (data, training, the reproduction, subprocesses): out of the quick tier, `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 ARCHIVE = "shoe_sandal_boot_original_jpegs.tar.gz"
 
 

@@ -12,6 +12,9 @@ from latentjax import data
 from latentjax.experiment import reproduce
 from latentjax.models.quality import classifier_accuracy
 
+# End to end (data, training, the reproduction, subprocesses): out of the quick tier, `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def models():
