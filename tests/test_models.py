@@ -22,6 +22,17 @@ def test_depth_to_space_matches_a_reference_loop():
                     )
 
 
+@pytest.mark.parametrize("height, width", [(28, 28), (7, 7), (6, 9)])
+def test_max_pool_2x2_gives_flax_max_pool_values_and_gradients(height, width):
+    import flax.linen as nn
+
+    x = jax.random.normal(jax.random.key(0), (2, height, width, 3))
+    reference = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+    np.testing.assert_array_equal(models.max_pool_2x2(x), reference(x))
+    loss = lambda pool: lambda x: jnp.sum(jnp.sin(pool(x)))
+    np.testing.assert_array_equal(jax.grad(loss(models.max_pool_2x2))(x), jax.grad(loss(reference))(x))
+
+
 @pytest.mark.parametrize("image_size, channels", [(28, 1), (64, 3)])
 def test_generator_output_shape_and_range(image_size, channels):
     generator = models.Generator(latent_dim=10, image_size=image_size, channels=channels, base_width=4)

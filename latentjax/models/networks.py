@@ -40,6 +40,23 @@ def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
     return x.reshape(b, h * block, w * block, out_c)
 
 
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+    """2x2 max-pooling with stride 2 (``VALID``: an odd last row or column is dropped), the same
+    values as ``flax.linen.max_pool(x, (2, 2), strides=(2, 2))``.
+
+    As a reshape and a max, because its gradient is then a mask: ``max_pool``'s
+    select-and-scatter gradient is about 5x slower on XLA:CPU, and Method B differentiates through
+    the classifier at every step (docs/results.md, "Method B against PyTorch").
+
+    >>> import jax.numpy as jnp
+    >>> max_pool_2x2(jnp.arange(16.0).reshape(1, 4, 4, 1))[0, :, :, 0].tolist()
+    [[5.0, 7.0], [13.0, 15.0]]
+    """
+    b, h, w, c = x.shape
+    x = x[:, : h - h % 2, : w - w % 2]
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
 def num_upsamplings(image_size: int) -> int:
     """How many 2x upsamplings take a start grid of at most 8 pixels to ``image_size``."""
     n = 0
@@ -128,7 +145,7 @@ class Classifier(nn.Module):
         for width in (self.width * 2**b for b in range(self.blocks)):
             for _ in range(2):
                 x = nn.relu(norm()(nn.Conv(width, (3, 3), use_bias=False)(x)))
-            x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            x = max_pool_2x2(x)
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
         x = x.reshape(x.shape[0], -1)
         features = nn.relu(norm()(nn.Dense(self.hidden, use_bias=False)(x)))
