@@ -9,7 +9,8 @@ functions:
 - :func:`compute_apcr`: Method A (sequential intervention, APCR and score curves);
 - :func:`optimize_weights`: Method B (optimised weight vectors in [-1, 1]^N);
 - :func:`top_k_mask`, :func:`controlling_set`, :func:`intersection_ratio`: the sets and Table 1;
-- :func:`manipulate`: shifting codes along a signed set of dimensions;
+- :func:`manipulate`, :func:`edit_codes`: shifting codes along a signed set of dimensions, or
+  along any saved direction;
 - :func:`tsne_embedding`, :func:`knn_class_accuracy`: latent-space structure;
 - :func:`stack_pytrees`, :func:`shard_leading_axis`, :func:`local_mesh`: many model seeds in
   one program, over all devices.

@@ -5,10 +5,10 @@ their own GAN and classifier needs only this package.
 """
 
 from latentjax.analysis.apcr import APCRResult, compute_apcr
-from latentjax.analysis.evaluation import DirectionEvaluation, evaluate_directions
+from latentjax.analysis.evaluation import DirectionEvaluation, evaluate_directions, move_and_classify
 from latentjax.analysis.finders import FINDERS, find_directions, register_finder
 from latentjax.analysis.latents import ClassLatents, Inversion, invert_images, sample_class_latents
-from latentjax.analysis.manipulation import ManipulationResult, compare_sets, manipulate, shift_codes
+from latentjax.analysis.manipulation import Edit, ManipulationResult, compare_sets, edit_codes, manipulate, shift_codes
 from latentjax.analysis.parallel import (
     as_pytree,
     local_mesh,
@@ -40,6 +40,7 @@ __all__ = [
     "DirectionEvaluation",
     "FINDERS",
     "Inversion",
+    "Edit",
     "ManipulationResult",
     "WeightResult",
     "as_pytree",
@@ -47,8 +48,10 @@ __all__ = [
     "bottom_k_mask",
     "chance_level",
     "compare_sets",
+    "edit_codes",
     "compute_apcr",
     "evaluate_directions",
+    "move_and_classify",
     "find_directions",
     "controlling_set",
     "intersection_ratio",

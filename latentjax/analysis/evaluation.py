@@ -1,6 +1,7 @@
 """Scoring directions at equal distances: move class codes along each direction, classify, and
 measure what changed (:func:`evaluate_directions`). Every finder, sparse or dense, is compared
-by this one kernel.
+by this one kernel, and every move of codes in the analysis (the manipulation, the finders'
+choice among candidates, this evaluation) is classified by :func:`move_and_classify`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,43 @@ import numpy as np
 from latentjax.analysis import _validation
 from latentjax.analysis._chunking import default_chunk_size, map_in_chunks
 from latentjax.analysis.parallel import as_pytree
+
+
+def move_and_classify(
+    generate: Callable[[jax.Array], jax.Array],
+    classify: Callable[[jax.Array], jax.Array],
+    codes: jax.Array,
+    offsets: jax.Array | None,
+    chunk_size: int,
+    *,
+    images: bool = False,
+):
+    """``classify(generate(codes + offsets))``, ``chunk_size`` codes at a time.
+
+    ``codes[..., N]`` and ``offsets[..., N]`` broadcast against each other (``None``: no move), so
+    one call moves every code by every offset: for example ``codes[C, 1, S, N]`` and
+    ``offsets[1, T, 1, N]`` give ``[C, T, S, K]`` probabilities. Peak memory is one chunk of
+    images. With ``images=True`` it returns ``(images[..., D], probabilities[..., K])``, the
+    images flattened.
+
+    >>> import jax, jax.numpy as jnp
+    >>> classify = lambda x: jax.nn.softmax(x, axis=-1)
+    >>> p = move_and_classify(lambda z: z, classify, jnp.zeros((3, 1, 2)), jnp.array([[0.0, 0.0], [9.0, 0.0]]), 4)
+    >>> p.shape, p[0, 1].round(2).tolist()
+    ((3, 2, 2), [1.0, 0.0])
+    """
+    moved = codes if offsets is None else codes + offsets
+    lead, latent_dim = moved.shape[:-1], moved.shape[-1]
+    flat = moved.reshape(-1, latent_dim)
+    if not images:
+        return map_in_chunks(lambda z: classify(generate(z)), flat, chunk_size).reshape(*lead, -1)
+
+    def images_and_probabilities(z):
+        x = generate(z)
+        return x.reshape(x.shape[0], -1), classify(x)
+
+    x, p = map_in_chunks(images_and_probabilities, flat, chunk_size)
+    return x.reshape(*lead, -1), p.reshape(*lead, -1)
 
 
 def _unit_rows(x: jax.Array) -> jax.Array:
@@ -114,23 +152,14 @@ def evaluate_directions(
 
 def _evaluate_core(generate, classify, codes, units, distances, targets, *, same, chunk_size):
     """``units[B, C, N]``: B direction sets on the same codes; measures ``[B, C, T]``."""
-    num_classes, num_codes, latent_dim = codes.shape
-    num_sets, num_distances = units.shape[0], distances.shape[0]
+    num_classes = codes.shape[0]
     sign = -1.0 if same else 1.0
     along = units[:, targets]  # [B, C, N]: the source's own (same) or its target's (cross) direction
-    moved = codes[None, :, None] + sign * distances[None, None, :, None, None] * along[:, :, None, None, :]
-
-    def images_and_probs(z):
-        x = generate(z)
-        return x, classify(x)
-
-    x0, p0 = map_in_chunks(images_and_probs, codes.reshape(-1, latent_dim), chunk_size)
-    x1, p1 = map_in_chunks(images_and_probs, moved.reshape(-1, latent_dim), chunk_size)
+    offsets = sign * distances[None, None, :, None, None] * along[:, :, None, None, :]  # [B, C, T, 1, N]
+    x0, p0 = move_and_classify(generate, classify, codes, None, chunk_size, images=True)  # [C, S, ...]
+    x1, p1 = move_and_classify(generate, classify, codes[None, :, None], offsets, chunk_size, images=True)
     num_outputs = p0.shape[-1]
-    p0 = p0.reshape(1, num_classes, 1, num_codes, num_outputs)
-    p1 = p1.reshape(num_sets, num_classes, num_distances, num_codes, num_outputs)
-    x0 = x0.reshape(1, num_classes, 1, num_codes, -1)
-    x1 = x1.reshape(num_sets, num_classes, num_distances, num_codes, -1)
+    p0, x0 = p0[None, :, None], x0[None, :, None]  # [1, C, 1, S, ...]
     source = jnp.arange(num_classes)[None, :, None, None]  # [1, C, 1, 1]
     reached = jnp.argmax(p1, axis=-1)  # [B, C, T, S]
     target = reached if same else targets[None, :, None, None]

@@ -44,10 +44,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from latentjax.analysis import _validation
-from latentjax.analysis._chunking import default_chunk_size, map_in_chunks
+from latentjax.analysis._chunking import default_chunk_size
 from latentjax.analysis.apcr import compute_apcr
 from latentjax.analysis.parallel import as_pytree
-from latentjax.analysis.evaluation import _unit_rows
+from latentjax.analysis.evaluation import _unit_rows, move_and_classify
 from latentjax.analysis.sets import controlling_set, random_k_mask, signed_directions, top_k_mask
 from latentjax.analysis.weights import optimize_weights
 
@@ -171,13 +171,13 @@ def random_dense_directions(generate, classify, codes, key, *, k):
 @jax.jit
 def _probability_drops(generate, classify, codes, candidates, distance):
     """``drop[C, P, 2]``: mean ``Q_j(z) - Q_j(z - d s u_p)`` over class ``j``'s codes, ``s = ±1``."""
-    num_classes, num_codes, latent_dim = codes.shape
+    num_classes, num_codes, _ = codes.shape
     signed = jnp.stack([candidates, -candidates], axis=1)  # [P, 2, N]
-    moved = codes[:, None, None] - distance * signed[None, :, :, None, :]  # [C, P, 2, S, N]
-    score = lambda z: classify(generate(z))
-    before = score(codes.reshape(-1, latent_dim)).reshape(num_classes, num_codes, -1)
-    after = map_in_chunks(score, moved.reshape(-1, latent_dim), default_chunk_size())
-    after = after.reshape(*moved.shape[:-1], -1)  # [C, P, 2, S, C']
+    # The unmoved codes in one batch, the moved ones [C, P, 2, S] in chunks.
+    before = move_and_classify(generate, classify, codes, None, num_classes * num_codes)
+    after = move_and_classify(
+        generate, classify, codes[:, None, None], -distance * signed[None, :, :, None, :], default_chunk_size()
+    )
     own = jnp.arange(num_classes)
     q_before = before[own, :, own]  # [C, S]
     q_after = jnp.take_along_axis(after, own[:, None, None, None, None], axis=-1)[..., 0]
@@ -321,7 +321,7 @@ def interfacegan_directions(
     prior = jax.random.normal(key, (samples, codes.shape[-1]))
     generate, classify = as_pytree(generate), as_pytree(classify)
     labels = np.asarray(
-        jnp.argmax(map_in_chunks(lambda z: classify(generate(z)), prior, default_chunk_size()), axis=-1)
+        jnp.argmax(move_and_classify(generate, classify, prior, None, default_chunk_size()), axis=-1)
     )
     normals = []
     for j in range(codes.shape[0]):

@@ -13,6 +13,7 @@ For a direction ``v = sum_{i in R} s_i e_i`` and a grid of ``alpha``::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -21,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from latentjax.analysis import _validation
-from latentjax.analysis._chunking import default_chunk_size, map_in_chunks
+from latentjax.analysis._chunking import default_chunk_size
+from latentjax.analysis.evaluation import move_and_classify
 from latentjax.analysis.parallel import as_pytree
 
 DEFAULT_ALPHAS = tuple(np.linspace(-3.0, 3.0, 13).tolist())  # NumPy: no backend at import
@@ -112,15 +114,13 @@ def _manipulate_core(
     generate, classify, codes, direction, alphas, class_index, *, same, num_images, chunk_size
 ):
     sign = -1.0 if same else 1.0
-    shifted = shift_codes(codes, sign * direction, alphas)  # [A, M, N]
-    num_alphas, num_codes, latent_dim = shifted.shape
-    probs = map_in_chunks(
-        lambda z: classify(generate(z)), shifted.reshape(-1, latent_dim), chunk_size
-    ).reshape(num_alphas, num_codes, -1)
+    offsets = alphas[:, None, None] * (sign * direction)[None, None, :]  # [A, 1, N]: shift_codes's
+    probs = move_and_classify(generate, classify, codes[None], offsets, chunk_size)  # [A, M, K]
     argmax = jnp.argmax(probs, axis=-1)
     hit = argmax != class_index if same else argmax == class_index
-    images = generate(shifted[:, :num_images].reshape(-1, latent_dim))
-    images = images.reshape(num_alphas, num_images, *images.shape[1:])
+    shown = shift_codes(codes[:num_images], sign * direction, alphas)  # [A, num_images, N]
+    images = generate(shown.reshape(-1, codes.shape[-1]))
+    images = images.reshape(*shown.shape[:2], *images.shape[1:])
     return ManipulationResult(
         alphas,
         jnp.mean(jnp.take(probs, class_index, axis=-1), axis=-1),
@@ -131,6 +131,63 @@ def _manipulate_core(
 
 
 _manipulate_jit = jax.jit(_manipulate_core, static_argnames=("same", "num_images", "chunk_size"))
+
+
+class Edit(NamedTuple):
+    """An edit along one direction: ``codes[T, M, N]`` (``M`` codes moved by each of ``T``
+    ``distances``), their ``images[T, M, H, W, C]`` and ``probabilities[T, M, K]``."""
+
+    distances: jax.Array
+    codes: jax.Array
+    images: jax.Array
+    probabilities: jax.Array
+
+
+def edit_codes(
+    generate: Callable[[jax.Array], jax.Array],
+    classify: Callable[[jax.Array], jax.Array],
+    codes: jax.Array,
+    direction: jax.Array,
+    distances,
+    *,
+    chunk_size: int | None = None,
+) -> Edit:
+    """Moves each code by each L2 ``distance`` along the unit ``direction``: ``z + d v / ||v||``.
+
+    ``codes[M, N]``; ``direction[N]`` (any non-zero length: a sparse ``±1`` set or a dense
+    vector, such as a row of a saved directions file); ``distances[T]``, signed (negative moves
+    against the direction). Returns :class:`Edit` with the images and the classifier's outputs
+    of every moved code, for a picture, a clip or the scores of an edit.
+
+    >>> import jax, jax.numpy as jnp
+    >>> classify = lambda x: jax.nn.softmax(jnp.stack([x[:, 0], -x[:, 0]], -1))
+    >>> e = edit_codes(lambda z: z, classify, jnp.zeros((1, 2)), jnp.array([3.0, 4.0]), [0.0, 5.0])
+    >>> e.codes[:, 0].tolist(), e.probabilities.shape
+    ([[0.0, 0.0], [3.0, 4.0]], (2, 1, 2))
+    """
+    _validation.check_codes(codes, ndim=2)
+    direction = jnp.asarray(direction, jnp.float32)
+    if direction.shape != (codes.shape[-1],):
+        raise ValueError(f"direction of shape {direction.shape}: expected ({codes.shape[-1]},), one entry per latent dimension.")
+    norm = float(jnp.linalg.norm(direction))
+    if not np.isfinite(norm) or norm == 0.0:
+        raise ValueError(f"direction of norm {norm}: expected a finite, non-zero direction to move along.")
+    distances = jnp.asarray(distances, jnp.float32)
+    if distances.ndim != 1 or distances.shape[0] == 0 or not bool(jnp.all(jnp.isfinite(distances))):
+        raise ValueError(f"distances {np.asarray(distances).tolist()!r}: expected a non-empty list of finite numbers.")
+    generate, classify = as_pytree(generate), as_pytree(classify)
+    _validation.probe_models(generate, classify, codes)
+    moved = jnp.asarray(codes, jnp.float32)[None] + distances[:, None, None] * (direction / norm)[None, None, :]
+    images, probabilities = _edit_jit(generate, classify, moved, chunk_size=int(chunk_size or default_chunk_size()))
+    _validation.check_probability_array(probabilities, "while editing")
+    return Edit(distances, moved, images, probabilities)
+
+
+@functools.partial(jax.jit, static_argnames="chunk_size")
+def _edit_jit(generate, classify, moved, *, chunk_size):
+    flat_images, probabilities = move_and_classify(generate, classify, moved, None, chunk_size, images=True)
+    image_shape = jax.eval_shape(generate, moved[0, :1]).shape[1:]
+    return flat_images.reshape(*moved.shape[:2], *image_shape), probabilities
 
 
 def compare_sets(
