@@ -5,7 +5,7 @@
 - ``models``: shipped names or exported folders, one per model seed (independently trained
   GANs; see ``configs/gan_seeds.py``);
 - ``analysis_seeds``: the seeds of the latent sets and of Method B (``analysis.seeds``);
-- ``grid``: ``{setting: values}`` over :data:`latentjax.config.SWEEP_KEYS`; a cell is one
+- ``grid``: ``{setting: values}`` over :data:`latentjax.sweep_grid.SWEEP_KEYS`; a cell is one
   combination (last key fastest), every other setting comes from ``config.analysis``.
 
 Every cell runs all its model and analysis seeds: the analysis seeds as one program per stage
