@@ -10,11 +10,9 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from latentjax import _storage
 from latentjax.analysis._optax import optax_update
 from latentjax.models.networks import ModelSpec
-from latentjax.models.training.loop import State, _num_train_examples, _train, _training_data
-from latentjax.runs import run_directory
+from latentjax.models.training.loop import State, _num_train_examples, _train, train_in_run
 
 
 def augment(
@@ -109,10 +107,7 @@ def train_classifier(
     With ``config.model_seeds`` it trains one classifier per seed as one jitted program and
     returns their stacked state.
     """
-    _storage.check_writable(workdir, "run directory")  # the cheapest check first
-    _training_data(config)  # missing data fails here, before the run directory is touched
-    with run_directory(workdir, config, "classifier", resume) as workdir:
-        return _train(
-            "classifier", config, workdir, init_classifier_state, make_classifier_step,
-            config.classifier_training, stop_after_steps=stop_after_steps,
-        )
+    return train_in_run("classifier", config, workdir, resume, lambda folder: _train(
+        "classifier", config, folder, init_classifier_state, make_classifier_step,
+        config.classifier_training, stop_after_steps=stop_after_steps,
+    ))

@@ -13,12 +13,10 @@ import ml_collections
 import numpy as np
 import optax
 
-from latentjax import _storage
 from latentjax.analysis._optax import optax_update
 from latentjax.images import save_image_grid
 from latentjax.models.networks import ModelSpec
-from latentjax.models.training.loop import State, _num_train_examples, _train, _training_data, run_seeds
-from latentjax.runs import run_directory
+from latentjax.models.training.loop import State, _num_train_examples, _train, run_seeds, train_in_run
 
 
 def _gan_optimizer(learning_rate: float, beta1: float) -> optax.GradientTransformation:
@@ -150,11 +148,7 @@ def train_gan(
     With ``config.model_seeds`` it trains one GAN per seed as one jitted program (stacked
     state, one checkpoint, a sample grid per seed) and returns the stacked state.
     """
-    # Checked before run.json is touched, so a refused run leaves the folder as it was.
-    _storage.check_writable(workdir, "run directory")
-    _training_data(config)
-    with run_directory(workdir, config, "gan", resume) as workdir:
-        return _train_gan(config, workdir, stop_after_steps)
+    return train_in_run("gan", config, workdir, resume, lambda folder: _train_gan(config, folder, stop_after_steps))
 
 
 def _train_gan(config, workdir: pathlib.Path, stop_after_steps) -> State:

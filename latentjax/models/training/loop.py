@@ -35,6 +35,7 @@ from latentjax import _storage, data
 from latentjax._progress import ProgressLog
 from latentjax.analysis.parallel import stack_pytrees
 from latentjax.models import checkpoints
+from latentjax.runs import run_directory
 
 State = dict[str, Any]
 
@@ -55,6 +56,16 @@ def batch_indices(
             perms[epoch] = np.random.default_rng([seed, epoch]).permutation(num_examples)
         out[i] = perms[epoch][pos * batch_size : (pos + 1) * batch_size]
     return out
+
+
+def train_in_run(kind: str, config, workdir, resume: bool, train: Callable[[pathlib.Path], State]) -> State:
+    """What every training command does around its training: refuse an unwritable folder and
+    missing data before the run folder is touched, then ``train(folder)`` under the folder's
+    lock (:func:`latentjax.runs.run_directory`)."""
+    _storage.check_writable(workdir, "run directory")  # the cheapest check first
+    _training_data(config)
+    with run_directory(workdir, config, kind, resume) as folder:
+        return train(folder)
 
 
 def _training_data(config) -> tuple[np.ndarray, np.ndarray]:
