@@ -82,6 +82,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="the reproduction's run directory")
     p.add_argument("--output", default=None, help="new folder for the files (default: <run>/directions)")
 
+    p = sub.add_parser("edit", help="move codes along a saved direction: grid.png, edit.gif, edited.npz")
+    p.set_defaults(func=_edit)
+    p.add_argument("--directions", required=True, help="a directions file (.npz, from reproduce or `directions`)")
+    p.add_argument("--row", required=True, help="which direction: a class or attribute name, or its index")
+    p.add_argument("--finder", default=None, help="the finder's set, where the file holds several")
+    p.add_argument("--models", default="fashion_mnist", help="shipped name or exported folder (default: fashion_mnist)")
+    codes = p.add_mutually_exclusive_group()
+    codes.add_argument("--codes", default=None, help="codes to move, a .npy of [M, N] (default: the prior)")
+    codes.add_argument("--images", default=None, help="or real images to invert first, a .npy of [M, H, W, C] in [-1, 1]")
+    p.add_argument("--seed", type=int, default=0, help="draws the prior codes (or starts the inversion)")
+    p.add_argument("--num-codes", type=int, default=8, help="prior codes to draw (default: 8)")
+    p.add_argument("--distances", default=None, help="comma-separated L2 distances (default: -6,-4,-2,0,2,4,6)")
+    p.add_argument("--no-gif", action="store_true", help="write no edit.gif")
+    p.add_argument("--output", required=True, help="new folder for the edit")
+
     p = with_config(sub.add_parser("export", help="export two finished runs as pretrained models"))
     p.set_defaults(func=_export)
     source = p.add_mutually_exclusive_group(required=True)
@@ -177,6 +192,23 @@ def _directions(args, config) -> None:
 
     paths = export_directions(args.run, args.output)
     print(f"wrote {len(paths)} direction files to {paths[0].parent if paths else args.output}")
+
+
+def _edit(args, config) -> None:
+    from latentjax.experiment.edit import DEFAULT_DISTANCES, edit_to_folder
+
+    distances = DEFAULT_DISTANCES
+    if args.distances:
+        try:
+            distances = tuple(float(d) for d in args.distances.split(","))
+        except ValueError:
+            raise ValueError(f"--distances={args.distances!r}: expected comma-separated numbers, e.g. -3,0,3.") from None
+    folder = edit_to_folder(
+        args.directions, args.row, args.output, models=args.models, finder=args.finder,
+        codes_path=args.codes, images_path=args.images, seed=args.seed, num_codes=args.num_codes,
+        distances=distances, gif=not args.no_gif,
+    )
+    print(f"wrote {', '.join(sorted(p.name for p in folder.iterdir() if not p.name.startswith('latentjax')))} to {folder}")
 
 
 def _export(args, config) -> None:
