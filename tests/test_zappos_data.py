@@ -124,11 +124,69 @@ def test_an_empty_folder_names_every_layout(tmp_path):
     assert_one_clear_line(info, str(tmp_path), "ut-zap50k-images-square/", ARCHIVE, "utzap50k")
 
 
-def test_no_folder_at_all_says_where_to_point(tmp_path, monkeypatch):
-    monkeypatch.delenv(data.DATA_DIR_ENV)
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once the socket is closed
+
+
+def test_no_folder_and_no_server_says_where_to_point(tmp_path, monkeypatch):
+    from latentjax.data import ut_zappos50k
+
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+    url = f"http://127.0.0.1:{closed_port()}/ut-zap50k-images-square.zip"
+    monkeypatch.setenv(ut_zappos50k.DOWNLOAD_URL_ENV, url)
     with pytest.raises(DataUnavailableError) as info:
         data.prepare_dataset("ut_zappos50k", tfds_data_dir=tmp_path)
-    assert_one_clear_line(info, "cannot be downloaded", data.DATA_DIR_ENV, "ut-zappos50k-subset/", ARCHIVE)
+    assert_one_clear_line(info, url, "cannot be reached", data.DATA_DIR_ENV, "ut-zappos50k-subset/", ARCHIVE)
+    assert not list(tmp_path.iterdir())  # nothing prepared, nothing half-written
+
+
+@pytest.fixture
+def web_folder(tmp_path):
+    """A folder served over HTTP on 127.0.0.1, standing in for the dataset's site: ``(folder,
+    base address, the paths asked for)``."""
+    import functools
+    import http.server
+    import threading
+
+    folder, asked = tmp_path / "site", []
+    folder.mkdir()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            asked.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_without_a_manual_folder_the_official_zip_is_downloaded(tmp_path, zappos_data_root, monkeypatch, web_folder):
+    from latentjax.data import ut_zappos50k
+
+    folder, base, asked = web_folder
+    monkeypatch.setattr(ut_zappos50k, "OFFICIAL_IMAGE_COUNT", 40)
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+    tree = tmp_path / "tree"
+    official_tree(tree, zappos_data_root)
+    with zipfile.ZipFile(folder / "ut-zap50k-images-square.zip", "w") as z:
+        for path in sorted(tree.rglob("*.jpg")):
+            z.write(path, path.relative_to(tree).as_posix())
+    monkeypatch.setenv(ut_zappos50k.DOWNLOAD_URL_ENV, f"{base}/ut-zap50k-images-square.zip")
+    for name, classes in (("ut_zappos50k_four_classes", 4), ("ut_zappos50k", 3)):
+        tfds_dir = tmp_path / f"tfds-{name}"
+        data.prepare_dataset(name, tfds_data_dir=tfds_dir)  # no local folder anywhere
+        train, test = (tfds_split(tfds_dir, s, data.dataset_spec(name).tfds_name) for s in ("train", "test"))
+        np.testing.assert_array_equal(np.bincount(train["label"], minlength=classes), [9] * classes)
+        np.testing.assert_array_equal(np.bincount(test["label"], minlength=classes), [1] * classes)
+    assert asked.count("/ut-zap50k-images-square.zip") >= 2  # each preparation downloaded it
 
 
 def test_a_damaged_archive_fails_its_checksum_before_anything_is_written(tmp_path, zappos_data_root):

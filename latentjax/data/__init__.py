@@ -7,8 +7,8 @@ folder: TFDS takes the files from there instead of the network and verifies them
 registered checksums. Otherwise TFDS downloads as usual. With neither, a
 :class:`~latentjax.errors.DataUnavailableError` says within seconds what to put where, instead of
 TFDS retrying for minutes. ``load_split('ut_zappos50k', ...)`` goes the same way through
-latentjax's own TFDS builder (:mod:`latentjax.data.ut_zappos50k`), which has no download and
-builds from the manual folder only.
+latentjax's own TFDS builder (:mod:`latentjax.data.ut_zappos50k`), which builds from the manual
+folder, or downloads the official release's zip.
 
 Images come back as float32 in [-1, 1] (the generator's range), shape ``[n, H, W, C]``; labels as
 int32. TensorFlow is imported only here, lazily, and is kept off GPUs and TPUs so that it never
@@ -45,8 +45,6 @@ class DatasetSpec:
     # True: the manual folder must hold *one* of local_files (alternative layouts; a name
     # ending in '/' is a folder). False: it must hold all of them.
     any_local_file: bool = False
-    # True: TFDS cannot download this dataset; it is built from a manual folder only.
-    manual_only: bool = False
     # What to put in the manual folder, where the builder's own instructions say too much.
     instructions: str = ""
 
@@ -75,7 +73,8 @@ DATASETS: dict[str, DatasetSpec] = {
             "Ankle boot",
         ),
     ),
-    # latentjax's own TFDS builder (latentjax/data/ut_zappos50k.py), from a manual folder.
+    # latentjax's own TFDS builder (latentjax/data/ut_zappos50k.py): a manual folder, or the
+    # official zip downloaded.
     "ut_zappos50k": DatasetSpec(
         tfds_name="ut_zappos50k/three_classes",
         local_folder="ut-zappos50k-subset",
@@ -87,7 +86,6 @@ DATASETS: dict[str, DatasetSpec] = {
         image_shape=(64, 64, 3),
         class_names=("Boot", "Sandal", "Shoe"),
         any_local_file=True,
-        manual_only=True,
     ),
     "ut_zappos50k_four_classes": DatasetSpec(
         tfds_name="ut_zappos50k/four_classes",
@@ -96,7 +94,6 @@ DATASETS: dict[str, DatasetSpec] = {
         image_shape=(64, 64, 3),
         class_names=("Boot", "Sandal", "Shoe", "Slipper"),
         any_local_file=True,
-        manual_only=True,
         instructions=(
             "put the official release (ut-zap50k-images-square/ or ut-zap50k-images-square.zip "
             "from https://vision.cs.utexas.edu/projects/finegrained/utzap50k/) in the manual "
@@ -189,13 +186,6 @@ def prepare_dataset(
                 f"canonical files {list(spec.local_files)} there, or unset {DATA_DIR_ENV} and "
                 "pass no local folder to download through tensorflow-datasets."
             )
-    elif spec.manual_only:
-        raise DataUnavailableError(
-            f"dataset {name!r} is not prepared in {builder.data_dir!r} and cannot be downloaded "
-            f"by tensorflow-datasets: {spec.instructions or _manual_instructions(builder)}, and point latentjax at "
-            f"that folder: set {DATA_DIR_ENV} to the folder that holds '{spec.local_folder}/', "
-            "or pass local_dir= (config.local_data_dir)."
-        )
     elif not _host_reachable(_download_url(builder)):
         raise DataUnavailableError(
             f"dataset {name!r} is not prepared in {builder.data_dir!r}, no local folder was given, "

@@ -16,6 +16,9 @@ It reads, from TFDS's manual folder, whichever of these it finds first:
    136x102 photos each in ``Boot/``, ``Sandal/``, ``Shoe/``; three classes only), verified
    against its SHA-256.
 
+With no manual folder, TFDS downloads the official zip from :data:`DOWNLOAD_URL` (or from the
+address in ``$LATENTJAX_UT_ZAPPOS50K_URL``, a mirror) and reads it as in 1.
+
 Each JPEG is decoded with Pillow, padded to a white square (centred, as the official "square"
 variant is made) and resized to 64x64 RGB with Lanczos filtering. The train/test split (90/10)
 is fixed by a seed and stratified by class; files with identical bytes always land in the same
@@ -32,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import pathlib
 import tarfile
 import zipfile
@@ -59,6 +63,10 @@ ARCHIVE_CATEGORIES = ("Boot", "Sandal", "Shoe")
 
 VERSION = tfds.core.Version("1.0.0")
 OFFICIAL_URL = "https://vision.cs.utexas.edu/projects/finegrained/utzap50k/"
+#: The official release's zip, downloaded when no manual folder is given.
+DOWNLOAD_URL = OFFICIAL_URL + OFFICIAL_ZIP
+#: The environment variable that replaces :data:`DOWNLOAD_URL` (a mirror).
+DOWNLOAD_URL_ENV = "LATENTJAX_UT_ZAPPOS50K_URL"
 
 INSTRUCTIONS = (
     f"put either the official release ({OFFICIAL_FOLDER}/ or {OFFICIAL_ZIP}, from "
@@ -101,10 +109,21 @@ def square_and_resize(jpeg: bytes, size: int = IMAGE_SIZE, name: str = "image") 
     return np.asarray(square.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
-def _official_files(root: pathlib.Path, class_folders: tuple[str, ...]) -> list[SourceFile]:
-    """The official tree: a folder, or the zip as downloaded (read without unpacking)."""
-    folder, archive = root / OFFICIAL_FOLDER, root / OFFICIAL_ZIP
-    if folder.is_dir():
+def download_url() -> str:
+    """Where the official zip is downloaded from: ``$LATENTJAX_UT_ZAPPOS50K_URL`` or
+    :data:`DOWNLOAD_URL`."""
+    return os.environ.get(DOWNLOAD_URL_ENV) or DOWNLOAD_URL
+
+
+def _official_files(
+    root: pathlib.Path, class_folders: tuple[str, ...], archive: pathlib.Path | None = None
+) -> list[SourceFile]:
+    """The official tree: a folder, or the zip as downloaded (read without unpacking); ``archive``:
+    the zip itself, wherever it is (a TFDS download)."""
+    folder = root / OFFICIAL_FOLDER
+    from_folder = archive is None and folder.is_dir()
+    archive = archive or root / OFFICIAL_ZIP
+    if from_folder:
         entries = {
             p.relative_to(root).as_posix(): (lambda p=p: p.read_bytes())
             for p in folder.glob("*/*/*/*.jpg")
@@ -125,10 +144,10 @@ def _official_files(root: pathlib.Path, class_folders: tuple[str, ...]) -> list[
     counts = {c: sum(p.split("/")[1] == c for p in entries) for c in OFFICIAL_CATEGORIES}
     if sum(counts.values()) != OFFICIAL_IMAGE_COUNT or not all(counts.values()):
         raise DataUnavailableError(
-            f"ut_zappos50k: the official release in {str(root)!r} is incomplete: it has "
+            f"ut_zappos50k: the official release in {str(root if from_folder else archive)!r} is incomplete: it has "
             f"{sum(counts.values())} images ({counts}) where the release has "
             f"{OFFICIAL_IMAGE_COUNT} in {list(OFFICIAL_CATEGORIES)} under "
-            f"{OFFICIAL_FOLDER}/<Category>/<SubCategory>/<Brand>/; unpack {OFFICIAL_ZIP} again."
+            f"{OFFICIAL_FOLDER}/<Category>/<SubCategory>/<Brand>/; unpack or download {OFFICIAL_ZIP} again."
         )
     return [
         SourceFile(path, class_folders.index(path.split("/")[1]), read)
@@ -260,8 +279,21 @@ class UtZappos50k(tfds.core.GeneratorBasedBuilder):
             ),
         )
 
+    @property
+    def URL(self) -> str:  # noqa: N802  (the name latentjax.data probes before a download)
+        return download_url()
+
     def _split_generators(self, dl_manager):
-        files = source_files(pathlib.Path(dl_manager.manual_dir), self.builder_config.official_folders)
+        folders = self.builder_config.official_folders
+        try:
+            manual_dir = pathlib.Path(dl_manager.manual_dir)
+        except AssertionError:  # TFDS's way of saying there is no manual folder, or it is empty
+            manual_dir = None
+        if manual_dir is not None:
+            files = source_files(manual_dir, folders)
+        else:
+            archive = pathlib.Path(dl_manager.download(self.URL))
+            files = _official_files(archive.parent, folders, archive=archive)
         labels = np.array([f.label for f in files])
         digests = [hashlib.sha256(f.read()).hexdigest() for f in files]
         test = stratified_split(labels, digests)
