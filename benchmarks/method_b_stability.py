@@ -19,7 +19,6 @@ import jax, jax.numpy as jnp, numpy as np
 from latentjax import config as C
 from latentjax.experiment import stages
 from latentjax.models.pretrained import load_pretrained
-from latentjax.analysis.sets import controlling_set
 
 config = C.load_config("configs/default.py")
 a = C.apply_overrides(config, {"analysis.seeds": (0, 1)}).analysis

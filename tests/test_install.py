@@ -1,8 +1,7 @@
-"""Installing where the users are (issue 13): a lean import, clear messages, and the wheel."""
+"""Installing where the users are: a lean import, clear messages, and the wheel."""
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 import textwrap

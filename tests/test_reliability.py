@@ -1,4 +1,4 @@
-"""What survives anything: atomic folders, checksums, locks, unwritable folders (issue 10).
+"""What survives anything: atomic folders, checksums, locks, unwritable folders.
 
 The end-to-end cases (a reproduce run killed or damaged, a training checkpoint with flipped
 bytes, the CLI's one-line errors) live beside the runs they damage, in test_reproduce.py,
