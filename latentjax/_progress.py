@@ -16,6 +16,27 @@ def format_seconds(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
+def stage_progress(name: str, log=print, every_seconds: float = 20.0):
+    """``report(done, total)`` for a long stage: logs ``[name] done/total (p%) | rate | ETA`` through
+    ``log`` at most every ``every_seconds`` (and when it finishes), so a stage of minutes is not
+    silent and a fast one says nothing."""
+    start = time.perf_counter()
+    last = [start]
+
+    def report(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] < every_seconds and done < total:
+            return
+        if done == total and now - start < every_seconds:
+            return  # finished within the first interval: nothing to follow
+        last[0] = now
+        rate = done / (now - start)
+        eta = format_seconds((total - done) / rate) if rate > 0 else "?"
+        log(f"  [{name}] {done}/{total} ({100.0 * done / total:.0f}%) | {format_seconds(now - start)} so far | ETA {eta}")
+
+    return report
+
+
 class ProgressLog:
     """Prints ``[name] step i/n (p%) | r steps/s | ETA ... | metrics`` and appends metrics to a file.
 

@@ -12,6 +12,7 @@ Two shapes of work:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +58,37 @@ def map_in_chunks(fn: Callable[[Any], Any], xs: Any, chunk_size: int) -> Any:
     return jax.tree.map(lambda y: y.reshape(num_chunks * chunk_size, *y.shape[2:])[:n], out)
 
 
+class ChunkProgress:
+    """The host end of progress reports from inside a compiled loop over chunks.
+
+    The compiled loop calls this object (one fixed function, so reporting adds one program
+    variant, not one per caller) after each chunk on each device; it forwards ``(done, total)``
+    to the function set by :func:`reporting_progress`, and does nothing when none is set.
+    """
+
+    def __init__(self):
+        self.target, self.done, self.total = None, 0, 1
+
+    def __call__(self, *_) -> None:
+        if self.target is not None:
+            self.done += 1
+            self.target(min(self.done, self.total), self.total)
+
+
+CHUNK_PROGRESS = ChunkProgress()
+
+
+@contextlib.contextmanager
+def reporting_progress(report: Callable[[int, int], Any], total_chunks: int):
+    """Within the block, chunks finished by a loop compiled with ``report_progress=True`` call
+    ``report(done, total_chunks)``. Values are unchanged: the report is a side effect only."""
+    CHUNK_PROGRESS.target, CHUNK_PROGRESS.done, CHUNK_PROGRESS.total = report, 0, max(total_chunks, 1)
+    try:
+        yield
+    finally:
+        CHUNK_PROGRESS.target = None
+
+
 def row_blocks(num_rows: int, chunk_size: int, num_devices: int = 1) -> tuple[int, int]:
     """``(chunk_size, chunks_per_device)`` that cover ``num_rows`` rows on ``num_devices``.
 
@@ -77,12 +109,15 @@ def sum_over_rows(
     num_rows: int,
     chunk_size: int,
     mesh: Mesh | None = None,
+    report_progress: bool = False,
 ) -> Any:
     """``sum_{r < num_rows} chunk_fn(operands, rows, valid)`` over chunks of enumerated rows.
 
     ``chunk_fn(operands, rows[b], valid[b])`` returns a pytree of partial sums for the rows of one
     chunk; rows past ``num_rows`` arrive with ``valid`` False (and ``rows`` clamped to a real
-    row) and must contribute zero. ``operands`` (models, codes, settings) are passed explicitly
+    row) and must contribute zero. ``report_progress``: each finished chunk calls
+    :data:`CHUNK_PROGRESS` on the host (see :func:`reporting_progress`). ``operands`` (models,
+    codes, settings) are passed explicitly
     rather than closed over, so that with a ``mesh`` (one axis) every device receives them as
     replicated inputs of ``shard_map`` and sums its own block of rows; the blocks' sums are then
     added across devices with one ``psum``.
@@ -102,6 +137,11 @@ def sum_over_rows(
             rows = rows + jnp.arange(chunk_size, dtype=jnp.int32)
             valid = rows < num_rows
             part = chunk_fn(operands, jnp.where(valid, rows, num_rows - 1), valid)
+            if report_progress:
+                # On the chunk index only: a use of the sums could change how XLA fuses, and so
+                # the last bit of the numbers. Chunks run in order, so the count is at most one
+                # chunk early.
+                jax.debug.callback(CHUNK_PROGRESS, chunk_index)
             if total is None:
                 return part, None
             return jax.tree.map(jnp.add, total, part), None

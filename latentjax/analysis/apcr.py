@@ -27,7 +27,9 @@ import jax.numpy as jnp
 from latentjax.analysis import _validation
 from jax.sharding import Mesh
 
-from latentjax.analysis._chunking import default_chunk_size, map_in_chunks, sum_over_rows
+from latentjax.analysis._chunking import (
+    default_chunk_size, map_in_chunks, reporting_progress, row_blocks, sum_over_rows,
+)
 from latentjax.analysis.parallel import as_pytree, auto_mesh, is_traced, replicate
 
 
@@ -61,6 +63,7 @@ def _apcr_core(
     signed: bool,
     chunk_size: int,
     mesh: Mesh | None,
+    report_progress: bool = False,
 ) -> APCRResult:
     num_sets, num_samples, latent_dim = codes.shape
     num_offsets = 2 * m
@@ -102,7 +105,7 @@ def _apcr_core(
     operands = (generate, classify, codes, classes, s0, delta, eps.astype(codes.dtype))
     num_rows = num_sets * latent_dim * num_offsets * num_samples
     change_sum, score_sum, invalid_shifted = sum_over_rows(
-        chunk_sums, operands, num_rows, chunk_size, mesh
+        chunk_sums, operands, num_rows, chunk_size, mesh, report_progress
     )
     apcr = change_sum.reshape(num_sets, latent_dim) / (num_offsets * num_samples)  # [C, N]
     mean_scores = score_sum.reshape(num_sets, latent_dim, num_offsets) / num_samples
@@ -129,6 +132,7 @@ def compute_apcr(
     eps: float = 1e-6,
     chunk_size: int | None = None,
     mesh: Mesh | None = None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> APCRResult:
     """APCR of every latent dimension for every class, with the score curves (Method A).
 
@@ -149,6 +153,8 @@ def compute_apcr(
         block; only ``[C, N]`` sums cross devices). Default: all local devices when there are
         several and the call is not inside the caller's ``jit``/``vmap``
         (:func:`latentjax.analysis.parallel.auto_mesh`).
+      progress: called as ``progress(done, total)`` on the host as chunks of rows finish (not
+        under the caller's ``jit``/``vmap``); the numbers are the same with or without it.
 
     Returns:
       :class:`APCRResult` with ``apcr[N, C']``, ``curves[N, 2m+1, C']``, ``directions[N, C']``.
@@ -179,7 +185,9 @@ def compute_apcr(
         # Weights restored from a checkpoint are committed to one device; every device of the
         # mesh needs its own copy of the (small) models and codes.
         generate, classify, codes = replicate(mesh, generate, classify, codes)
-    result = _compute_apcr_jit(
+    chunk_size = int(chunk_size or default_chunk_size())
+    report = progress is not None and not is_traced(generate, classify, codes, delta, eps)
+    run = lambda: _compute_apcr_jit(
         generate,
         classify,
         codes,
@@ -189,9 +197,18 @@ def compute_apcr(
         m=int(m),
         relative=bool(relative),
         signed=bool(signed),
-        chunk_size=int(chunk_size or default_chunk_size()),
+        chunk_size=chunk_size,
         mesh=mesh,
+        report_progress=report,
     )
+    if report:
+        num_devices = 1 if mesh is None else mesh.size
+        rows = codes.shape[0] * codes.shape[-1] * 2 * int(m) * codes.shape[1]
+        _, chunks_per_device = row_blocks(rows, chunk_size, num_devices)
+        with reporting_progress(progress, chunks_per_device * num_devices):
+            result = jax.block_until_ready(run())  # the reports arrive while it runs
+    else:
+        result = run()
     result, invalid = result
     _validation.raise_for_invalid_rows(invalid, "while computing APCR")
     if mesh is not None and not is_traced(result):
@@ -202,5 +219,5 @@ def compute_apcr(
 
 
 #: Only these shape the compiled program; models, codes and float settings are traced.
-STATIC_ARGNAMES = ("m", "relative", "signed", "chunk_size", "mesh")
+STATIC_ARGNAMES = ("m", "relative", "signed", "chunk_size", "mesh", "report_progress")
 _compute_apcr_jit = jax.jit(_apcr_core, static_argnames=STATIC_ARGNAMES)

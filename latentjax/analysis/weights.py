@@ -184,6 +184,7 @@ def optimize_weights(
     optimizer: optax.GradientTransformation | None = None,
     snapshot_steps: tuple[int, ...] = (),
     loop: str = "auto",
+    progress: Callable[[int, int], object] | None = None,
 ) -> WeightResult:
     """Optimises ``w*`` for every class at once, all classes ``vmap``-ped in one program (Method B).
 
@@ -219,6 +220,8 @@ def optimize_weights(
         same mathematics: XLA:CPU runs the body of a compiled loop several times slower than the
         same ops unrolled, docs/results.md); ``'auto'``: ``'host'`` on CPU, ``'device'``
         elsewhere and whenever the inputs are traced (under ``jit`` or ``vmap``).
+      progress: called as ``progress(steps_done, steps)`` after each block of the host loop
+        (not with ``loop='device'``, which runs as one call).
 
     The defaults are the paper's reading (module docstring); ``**CONVERGED_READING`` gives the
     converged one. ``generate``, ``classify``, ``codes``, ``key`` and the float settings (``lam``,
@@ -262,9 +265,10 @@ def optimize_weights(
     if host and traced:
         raise ValueError("loop='host' drives the steps from Python: expected concrete inputs, not traced ones.")
     spec = _Loop(solver, int(steps), int(batch_size), int(xi_nodes), penalty, schedule, parametrization, optimizer)
-    result, invalid = (_optimize_host if host else _optimize_jit)(
+    run, extra = (_optimize_host, dict(progress=progress)) if host else (_optimize_jit, {})
+    result, invalid = run(
         generate, classify, codes, jnp.asarray(classes, jnp.int32), key,
-        *(as_float(x) for x in floats), loop=spec, snapshot_steps=snapshot_steps,
+        *(as_float(x) for x in floats), loop=spec, snapshot_steps=snapshot_steps, **extra,
     )
     _validation.raise_for_invalid_rows(invalid, "while optimising Method B's weights")
     return result
@@ -427,7 +431,7 @@ HOST_BLOCK_STEPS = 10
 
 
 def _optimize_host(generate, classify, codes, classes, key, lam, xi_min, xi_max, smoothing,
-                   learning_rate, init, *, loop: _Loop, snapshot_steps):
+                   learning_rate, init, *, loop: _Loop, snapshot_steps, progress=None):
     """The same steps as :func:`_optimize_all`, as jitted straight-line blocks called from Python."""
     base, invalid, carry = _start_jit(generate, classify, codes, classes, init, learning_rate, loop)
     keys = _row_keys(key, codes.shape[0])
@@ -441,6 +445,9 @@ def _optimize_host(generate, classify, codes, classes, key, lam, xi_min, xi_max,
         )
         losses.append(block_losses)
         paths.append(path)
+        if progress is not None:
+            jax.block_until_ready(block_losses)
+            progress(min(first + HOST_BLOCK_STEPS, loop.total_steps), loop.total_steps)
     path = jnp.concatenate(paths, axis=1) if snapshot_steps else None
     return _finish_jit(generate, classify, codes, classes, xi_min, xi_max, carry,
                        jnp.concatenate(losses, axis=1), path, learning_rate, loop, snapshot_steps), invalid

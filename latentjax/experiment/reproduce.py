@@ -29,6 +29,7 @@ import numpy as np
 
 import latentjax
 from latentjax import data
+from latentjax._progress import stage_progress
 from latentjax._storage import atomic_write_text, check_writable, set_aside
 from latentjax.analysis.apcr import APCRResult
 from latentjax.analysis.evaluation import DirectionEvaluation
@@ -209,8 +210,10 @@ def _reproduce(config, workdir: pathlib.Path, models, log) -> dict:
         return result
 
     latents = stage("latents", lambda: stages.class_latents(generate, classify, a, **shapes))
-    apcr = stage("apcr", lambda: stages.correlation_scores(generate, classify, a, latents))
-    weights = stage("weights", lambda: stages.optimised_weights(generate, classify, a, latents))
+    apcr = stage("apcr", lambda: stages.correlation_scores(
+        generate, classify, a, latents, progress=stage_progress("apcr: chunks of rows", log)))
+    weights = stage("weights", lambda: stages.optimised_weights(
+        generate, classify, a, latents, progress=stage_progress("weights: steps", log)))
     first = jax.tree.map(lambda x: x[0], (latents, apcr, weights))
     manip = stage(
         "manipulation",

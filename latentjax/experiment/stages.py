@@ -108,7 +108,7 @@ def check_latent_counts(result: ClassLatents, a, label: str = "", wanted: int | 
             )
 
 
-def correlation_scores(generate, classify, a, latents: ClassLatents) -> APCRResult:
+def correlation_scores(generate, classify, a, latents: ClassLatents, progress=None) -> APCRResult:
     """Method A for every seed: ``apcr[seeds, N, C]``, ``curves[seeds, N, 2m+1, C]``, ...
 
     The seeds' code sets are stacked into one sweep (set ``s * C + j`` is seed ``s``, class
@@ -120,6 +120,7 @@ def correlation_scores(generate, classify, a, latents: ClassLatents) -> APCRResu
         generate, classify, codes.reshape(num_seeds * num_classes, *codes.shape[2:]),
         classes=jnp.tile(jnp.arange(num_classes), num_seeds), delta=a.delta, m=a.m,
         relative=a.relative, signed=a.signed, eps=a.eps, chunk_size=a.chunk_size or None,
+        progress=progress,
     )
     per_seed = lambda x: jnp.moveaxis(x.reshape(*x.shape[:-1], num_seeds, num_classes), -2, 0)
     return APCRResult(
@@ -129,7 +130,7 @@ def correlation_scores(generate, classify, a, latents: ClassLatents) -> APCRResu
 
 
 def optimised_weights(
-    generate, classify, a, latents: ClassLatents, snapshot_steps=()
+    generate, classify, a, latents: ClassLatents, snapshot_steps=(), progress=None
 ) -> WeightResult:
     """Method B for every seed: ``weights[seeds, C, N]`` and ``losses[seeds, C, steps]``.
 
@@ -150,7 +151,7 @@ def optimised_weights(
         learning_rate=a.weight_learning_rate, init=a.weight_init,
         parametrization=a.parametrization, solver=a.weight_solver, xi_nodes=a.weight_xi_nodes,
         smoothing=a.weight_smoothing, schedule=a.weight_schedule, penalty=a.weight_penalty,
-        snapshot_steps=tuple(snapshot_steps),
+        snapshot_steps=tuple(snapshot_steps), progress=progress,
     )
     per_seed = lambda x: None if x is None else x.reshape(num_seeds, num_classes, *x.shape[1:])
     return WeightResult(*(per_seed(x) for x in result))

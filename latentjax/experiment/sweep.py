@@ -51,7 +51,7 @@ import ml_collections
 import numpy as np
 
 from latentjax import config as config_lib
-from latentjax._progress import ProgressLog
+from latentjax._progress import ProgressLog, stage_progress
 from latentjax.analysis.apcr import APCRResult
 from latentjax.analysis.latents import ClassLatents
 from latentjax.analysis.manipulation import compare_sets
@@ -340,13 +340,15 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
                                     _seed_slice(latents, all_seeds, seeds))
             return compute
 
-        apcr = cache.get("apcr", APCRResult, _settings(a, APCR_KEYS), per_seed_stage(stages.correlation_scores))
+        apcr = cache.get("apcr", APCRResult, _settings(a, APCR_KEYS), per_seed_stage(
+            lambda g, c, sub, l: stages.correlation_scores(g, c, sub, l, progress=stage_progress("apcr: chunks of rows", log))))
         # One run of the longest length whose snapshots are the shorter runs; with Adam on a
         # decaying schedule each group holds one length, and its final weights count.
         snapshots = tuple(steps) if _snapshots_are_runs(a) else ()
         weights = cache.get(
             "weights", WeightResult, {**_settings(a, WEIGHT_KEYS), "snapshot_steps": steps},
-            per_seed_stage(lambda g, c, sub, l: stages.optimised_weights(g, c, sub, l, snapshot_steps=snapshots)),
+            per_seed_stage(lambda g, c, sub, l: stages.optimised_weights(
+                g, c, sub, l, snapshot_steps=snapshots, progress=stage_progress("weights: steps", log))),
         )
         held_out = None
         if a.finders:
