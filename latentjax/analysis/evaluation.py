@@ -29,15 +29,15 @@ def move_and_classify(
 ):
     """``classify(generate(codes + offsets))``, ``chunk_size`` codes at a time.
 
-    ``codes[..., N]`` and ``offsets[..., N]`` broadcast against each other (``None``: no move), so
-    one call moves every code by every offset: for example ``codes[C, 1, S, N]`` and
+    ``codes[..., N]`` and ``offsets[..., N]``, of one rank, broadcast against each other
+    (``None``: no move), so one call moves every code by every offset: for example ``codes[C, 1, S, N]`` and
     ``offsets[1, T, 1, N]`` give ``[C, T, S, K]`` probabilities. Peak memory is one chunk of
     images. With ``images=True`` it returns ``(images[..., D], probabilities[..., K])``, the
     images flattened.
 
     >>> import jax, jax.numpy as jnp
     >>> classify = lambda x: jax.nn.softmax(x, axis=-1)
-    >>> p = move_and_classify(lambda z: z, classify, jnp.zeros((3, 1, 2)), jnp.array([[0.0, 0.0], [9.0, 0.0]]), 4)
+    >>> p = move_and_classify(lambda z: z, classify, jnp.zeros((3, 1, 2)), jnp.array([[[0.0, 0.0], [9.0, 0.0]]]), 4)
     >>> p.shape, p[0, 1].round(2).tolist()
     ((3, 2, 2), [1.0, 0.0])
     """
