@@ -40,6 +40,11 @@ def test_edit_codes_refuses_bad_directions_and_distances(direction, distances, m
         lj.edit_codes(lambda z: z, softmax_of_first, jnp.zeros((2, 4)), direction, distances)
 
 
+# The command-line tests load and compile the shipped models: out of the quick tier, like the
+# other end-to-end files (`-m "not slow"`).
+cli_test = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def saved_directions(tmp_path_factory):
     """Two finders' directions for the shipped Fashion-MNIST generator, named by class."""
@@ -53,6 +58,7 @@ def saved_directions(tmp_path_factory):
     return path, directions, models
 
 
+@cli_test
 def test_cli_edit_writes_a_grid_a_gif_and_the_edited_codes_with_their_scores(tmp_path, capsys, saved_directions):
     from PIL import Image
 
@@ -80,6 +86,7 @@ def test_cli_edit_writes_a_grid_a_gif_and_the_edited_codes_with_their_scores(tmp
     assert "exists; refusing to overwrite" in capsys.readouterr().err
 
 
+@cli_test
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -98,6 +105,7 @@ def test_cli_edit_names_a_bad_choice_in_one_line(tmp_path, capsys, saved_directi
     assert not (tmp_path / "edit").exists()
 
 
+@cli_test
 def test_cli_edit_refuses_another_latent_size_and_a_damaged_file(tmp_path, capsys, saved_directions):
     from test_reliability import flip_bytes
 
