@@ -16,7 +16,7 @@ import sys
 
 import ml_collections
 
-from latentjax.config_rules import validate_config
+from latentjax.config_rules import get_dotted, validate_config
 from latentjax.errors import ConfigError
 from latentjax.sweep_grid import SWEEP_KEYS, SWEEP_LAYOUTS, cell_config, sweep_cells
 
@@ -84,13 +84,6 @@ def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
     return validate_config(config)
 
 
-def _get(config: ml_collections.ConfigDict, dotted: str):
-    node = config
-    for part in dotted.split("."):
-        node = node[part]
-    return node
-
-
 def _parse_value(text: str):
     if text.strip().lower() in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity"):
         return float(text)  # a number, refused by validate_config as not finite
@@ -126,13 +119,13 @@ def apply_overrides(
     config.lock()
     for key, value in items:
         try:
-            current = _get(config, key)
+            current = get_dotted(config, key)
         except (KeyError, AttributeError) as exc:
             raise ConfigError(f"config.{key}: no such key in this config.") from exc
         if isinstance(current, ml_collections.ConfigDict) and isinstance(value, dict):
             # A whole section given as a dict (e.g. a sweep's grid): replace, not merge.
             parent, _, leaf = key.rpartition(".")
-            node = _get(config, parent) if parent else config
+            node = get_dotted(config, parent) if parent else config
             with node.unlocked():
                 del node[leaf]
                 node[leaf] = ml_collections.ConfigDict(value)

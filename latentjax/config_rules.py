@@ -73,7 +73,8 @@ def _choices() -> tuple[tuple[str, tuple], ...]:
     )
 
 
-def _get(config: ml_collections.ConfigDict, dotted: str):
+def get_dotted(config: ml_collections.ConfigDict, dotted: str):
+    """``config['a']['b']`` for ``'a.b'``."""
     node = config
     for part in dotted.split("."):
         node = node[part]
@@ -138,10 +139,10 @@ def _check_table(config, sections=None) -> None:
     applies = lambda key: _applies(config, key) and (sections is None or key.split(".")[0] in sections)
     for key, bounds, note in NUMBERS:
         if applies(key):
-            check(_get(config, key), f"config.{key}", note, **bounds)
+            check(get_dotted(config, key), f"config.{key}", note, **bounds)
     for key, allowed in _choices():
         if applies(key):
-            value = _get(config, key)
+            value = get_dotted(config, key)
             if value not in allowed or (isinstance(value, bool) != isinstance(allowed[0], bool)):
                 raise ConfigError(f"config.{key}={value!r}: expected one of {allowed}.")
 

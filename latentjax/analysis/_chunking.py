@@ -62,27 +62,29 @@ class ChunkProgress:
     """The host end of progress reports from inside a compiled loop over chunks.
 
     The compiled loop calls this object (one fixed function, so reporting adds one program
-    variant, not one per caller) after each chunk on each device; it forwards ``(done, total)``
-    to the function set by :func:`reporting_progress`, and does nothing when none is set.
+    variant, not one per caller) after each chunk on each device, with the loop's total number
+    of chunks; it forwards ``(done, total)`` to the function set by :func:`reporting_progress`,
+    and does nothing when none is set.
     """
 
     def __init__(self):
-        self.target, self.done, self.total = None, 0, 1
+        self.target, self.done = None, 0
 
-    def __call__(self, *_) -> None:
+    def __call__(self, chunk_index, total_chunks) -> None:
         if self.target is not None:
             self.done += 1
-            self.target(min(self.done, self.total), self.total)
+            total = int(total_chunks)
+            self.target(min(self.done, total), total)
 
 
 CHUNK_PROGRESS = ChunkProgress()
 
 
 @contextlib.contextmanager
-def reporting_progress(report: Callable[[int, int], Any], total_chunks: int):
+def reporting_progress(report: Callable[[int, int], Any]):
     """Within the block, chunks finished by a loop compiled with ``report_progress=True`` call
-    ``report(done, total_chunks)``. Values are unchanged: the report is a side effect only."""
-    CHUNK_PROGRESS.target, CHUNK_PROGRESS.done, CHUNK_PROGRESS.total = report, 0, max(total_chunks, 1)
+    ``report(done, total)``. Values are unchanged: the report is a side effect only."""
+    CHUNK_PROGRESS.target, CHUNK_PROGRESS.done = report, 0
     try:
         yield
     finally:
@@ -141,7 +143,7 @@ def sum_over_rows(
                 # On the chunk index only: a use of the sums could change how XLA fuses, and so
                 # the last bit of the numbers. Chunks run in order, so the count is at most one
                 # chunk early.
-                jax.debug.callback(CHUNK_PROGRESS, chunk_index)
+                jax.debug.callback(CHUNK_PROGRESS, chunk_index, chunks_per_device * num_devices)
             if total is None:
                 return part, None
             return jax.tree.map(jnp.add, total, part), None

@@ -28,7 +28,7 @@ from latentjax.analysis import _validation
 from jax.sharding import Mesh
 
 from latentjax.analysis._chunking import (
-    default_chunk_size, map_in_chunks, reporting_progress, row_blocks, sum_over_rows,
+    default_chunk_size, map_in_chunks, reporting_progress, sum_over_rows,
 )
 from latentjax.analysis.parallel import as_pytree, auto_mesh, is_traced, replicate
 
@@ -202,10 +202,7 @@ def compute_apcr(
         report_progress=report,
     )
     if report:
-        num_devices = 1 if mesh is None else mesh.size
-        rows = codes.shape[0] * codes.shape[-1] * 2 * int(m) * codes.shape[1]
-        _, chunks_per_device = row_blocks(rows, chunk_size, num_devices)
-        with reporting_progress(progress, chunks_per_device * num_devices):
+        with reporting_progress(progress):
             result = jax.block_until_ready(run())  # the reports arrive while it runs
     else:
         result = run()

@@ -177,7 +177,7 @@ def edit_codes(
         raise ValueError(f"distances {np.asarray(distances).tolist()!r}: expected a non-empty list of finite numbers.")
     generate, classify = as_pytree(generate), as_pytree(classify)
     _validation.probe_models(generate, classify, codes)
-    moved = jnp.asarray(codes, jnp.float32)[None] + distances[:, None, None] * (direction / norm)[None, None, :]
+    moved = shift_codes(jnp.asarray(codes, jnp.float32), direction / norm, distances)
     images, probabilities = _edit_jit(generate, classify, moved, chunk_size=int(chunk_size or default_chunk_size()))
     _validation.check_probability_array(probabilities, "while editing")
     return Edit(distances, moved, images, probabilities)
