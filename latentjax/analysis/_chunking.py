@@ -13,6 +13,7 @@ Two shapes of work:
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -69,12 +70,16 @@ class ChunkProgress:
 
     def __init__(self):
         self.target, self.done = None, 0
+        # The runtime may run two chunks' callbacks at once on different host threads: count and
+        # forward under one lock, so that the reports arrive as 1, 2, ..., total, each once.
+        self._lock = threading.Lock()
 
     def __call__(self, chunk_index, total_chunks) -> None:
-        if self.target is not None:
-            self.done += 1
-            total = int(total_chunks)
-            self.target(min(self.done, total), total)
+        with self._lock:
+            if self.target is not None:
+                self.done += 1
+                total = int(total_chunks)
+                self.target(min(self.done, total), total)
 
 
 CHUNK_PROGRESS = ChunkProgress()
@@ -84,11 +89,13 @@ CHUNK_PROGRESS = ChunkProgress()
 def reporting_progress(report: Callable[[int, int], Any]):
     """Within the block, chunks finished by a loop compiled with ``report_progress=True`` call
     ``report(done, total)``. Values are unchanged: the report is a side effect only."""
-    CHUNK_PROGRESS.target, CHUNK_PROGRESS.done = report, 0
+    with CHUNK_PROGRESS._lock:
+        CHUNK_PROGRESS.target, CHUNK_PROGRESS.done = report, 0
     try:
         yield
     finally:
-        CHUNK_PROGRESS.target = None
+        with CHUNK_PROGRESS._lock:
+            CHUNK_PROGRESS.target = None
 
 
 def row_blocks(num_rows: int, chunk_size: int, num_devices: int = 1) -> tuple[int, int]:
