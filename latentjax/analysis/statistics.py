@@ -72,3 +72,27 @@ def bootstrap_interval(
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail], axis=0)
     return low, high
+
+
+def mean_and_intervals(
+    values,
+    overs: tuple[str, ...] = AXES,
+    *,
+    num_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The grand mean of ``values[M, A, ...]`` and its :func:`bootstrap_interval` over each kind
+    of seed in ``overs``, all from one generator seed.
+
+    The resamples depend only on ``M``, ``A``, ``num_resamples`` and ``seed``, so a slice of the
+    trailing axes (one finder, one class) gets the interval it would get on its own.
+
+    >>> mean, intervals = mean_and_intervals(np.array([[[0.0, 2.0]], [[1.0, 2.0]]]), ("model",))
+    >>> mean.tolist(), [x.tolist() for x in intervals["model"]]
+    ([0.5, 2.0], [[0.0, 2.0], [1.0, 2.0]])
+    """
+    values = np.asarray(values, np.float64)
+    boot = dict(num_resamples=num_resamples, confidence=confidence, seed=seed)
+    intervals = {over: bootstrap_interval(values, over, **boot) for over in overs}
+    return values.mean(axis=(0, 1)), intervals

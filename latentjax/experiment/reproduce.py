@@ -37,7 +37,7 @@ from latentjax.analysis.finders import FINDERS
 from latentjax.analysis.latents import ClassLatents
 from latentjax.analysis.manipulation import ManipulationResult
 from latentjax.analysis.sets import chance_level
-from latentjax.analysis.statistics import bootstrap_interval
+from latentjax.analysis.statistics import mean_and_intervals
 from latentjax.analysis.structure import knn_class_accuracy
 from latentjax.analysis.weights import WeightResult
 from latentjax.errors import IntegrityError
@@ -274,13 +274,14 @@ def finder_summary(a, comparison: stages.FinderComparison, *, num_resamples: int
         out[mode] = {}
         for measure in measures:
             values = np.asarray(getattr(evaluation, measure), np.float64).mean(axis=2)  # [A, F, T]
+            mean, intervals = mean_and_intervals(
+                values[None], ("analysis",), num_resamples=num_resamples, confidence=confidence
+            )
+            low, high = intervals["analysis"]
             out[mode][measure] = {}
             for f, name in enumerate(a.finders):
-                low, high = bootstrap_interval(
-                    values[None, :, f], "analysis", num_resamples=num_resamples, confidence=confidence, seed=f
-                )
                 out[mode][measure][name] = {
-                    "mean": values[:, f].mean(0).tolist(), "low": low.tolist(), "high": high.tolist(),
+                    "mean": mean[f].tolist(), "low": low[f].tolist(), "high": high[f].tolist(),
                     "per_seed": values[:, f].tolist(),
                     "per_class": np.asarray(getattr(evaluation, measure))[:, f].mean(0).tolist(),
                 }

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from latentjax import data
-from latentjax.analysis.statistics import bootstrap_interval
+from latentjax.analysis.statistics import bootstrap_interval, mean_and_intervals
 from latentjax.experiment import stages
 from latentjax.experiment.reproduce import FINDER_MEASURES
 
@@ -43,9 +43,7 @@ def summarize(config, records: list[dict]) -> tuple[list[dict], list[dict], list
         ir = np.asarray(record["ir"], np.float64)  # [M, A, C]
         flips = {f"flip_{m}_{s}": np.asarray(record["flip"][m][s]) for m in METHODS for s in SET_NAMES}
         jac = {f"jaccard_{m}": np.asarray(record["jaccard"][m], np.float64) for m in METHODS}  # [M, C]
-        intervals = {
-            over: bootstrap_interval(ir, over, seed=record["index"], **boot) for over in ("model", "analysis")
-        }
+        _, intervals = mean_and_intervals(ir, seed=record["index"], **boot)
         for j, name in enumerate(names):
             row = {**settings, "class": j, "class_name": name, "ir_mean": ir[..., j].mean()}
             for over, (low, high) in intervals.items():
@@ -63,9 +61,9 @@ def summarize(config, records: list[dict]) -> tuple[list[dict], list[dict], list
                         "ir": ir[m, a, j], **{k: v[m, a, j] for k, v in flips.items()},
                     }))
         class_mean = ir.mean(axis=2)  # [M, A]
-        summary = {**settings, "ir_mean": class_mean.mean()}
-        for over in ("model", "analysis"):
-            low, high = bootstrap_interval(class_mean, over, seed=record["index"], **boot)
+        mean, intervals = mean_and_intervals(class_mean, seed=record["index"], **boot)
+        summary = {**settings, "ir_mean": mean}
+        for over, (low, high) in intervals.items():
             summary[f"ir_{over}_low"], summary[f"ir_{over}_high"] = low, high
         # A percentile bootstrap over two or three seeds is their range; a Student t interval
         # says how little so few seeds pin down.
@@ -100,18 +98,15 @@ def summarize_finders(config, records: list[dict]) -> list[dict]:
             (mode, measure): np.asarray(finders[mode][measure], np.float64).mean(axis=3)  # [M, A, F, T]
             for mode, measures in FINDER_MEASURES.items() for measure in measures
         }
+        summaries = {key: mean_and_intervals(v, seed=record["index"], **boot) for key, v in means.items()}
         for f, name in enumerate(finders["names"]):
-            intervals = {
-                key: {over: bootstrap_interval(v[:, :, f], over, seed=record["index"], **boot) for over in ("model", "analysis")}
-                for key, v in means.items()
-            }
             for t, distance in enumerate(finders["distances"]):
                 row = {**settings, "finder": name, "distance": distance}
-                for (mode, measure), v in means.items():
+                for (mode, measure), (mean, intervals) in summaries.items():
                     column = f"{mode}_{measure}"
-                    row[column] = v[:, :, f, t].mean()
-                    for over, (low, high) in intervals[(mode, measure)].items():
-                        row[f"{column}_{over}_low"], row[f"{column}_{over}_high"] = low[t], high[t]
+                    row[column] = mean[f, t]
+                    for over, (low, high) in intervals.items():
+                        row[f"{column}_{over}_low"], row[f"{column}_{over}_high"] = low[f, t], high[f, t]
                 row["model_seeds"], row["analysis_seeds"] = means[("same", "flip_rate")].shape[:2]
                 rows.append(_rounded(row))
     return rows
