@@ -79,6 +79,26 @@ def test_every_cell_compares_the_finders_on_held_out_codes(finished):
     assert "## Direction finders per cell" in report and "| `interfacegan` |" in report
 
 
+def test_every_cell_writes_every_finders_directions_as_files(finished):
+    import latentjax as lj
+
+    config, result, _ = finished
+    folder = result.workdir / "directions"
+    cells = sorted(p.name for p in folder.iterdir())
+    assert cells == [f"cell{i:03d}" for i in range(4)]
+    finders = ["apcr", "weights", "weights_raw", *[n for n in config.analysis.finders if n not in ("apcr", "weights")]]
+    names = sorted(p.name for p in (folder / "cell002" / "model0").glob("*.npz"))
+    assert names == sorted(f"{f}-seed{s}.npz" for f in finders for s in config.sweep.analysis_seeds)
+    # cell002 has K = 3: Method A's file is its signed top-3 set, with the cell's settings.
+    loaded = lj.load_directions(folder / "cell002" / "model0" / "apcr-seed1.npz")
+    k = config_lib.sweep_cells(config)[2]["k"]
+    assert k == 3 and loaded.directions.shape == (config.num_classes, config.latent_dim)
+    assert np.all(np.sum(loaded.directions != 0, axis=-1) == k) and loaded.metadata["settings"]["k"] == k
+    assert set(np.unique(loaded.directions).tolist()) <= {-1.0, 0.0, 1.0}
+    assert loaded.metadata["analysis_seed"] == 1 and loaded.metadata["pretrained"] == config.sweep.models[0]
+    assert loaded.metadata["generator_fingerprint"] == lj.model_fingerprint(lj.load_pretrained(config.sweep.models[0]).generate)
+
+
 def test_intervals_contain_the_cell_means(finished):
     _, result, _ = finished
     for row in [*result.table, *result.cells]:

@@ -19,18 +19,19 @@ from latentjax.errors import RunDirectoryError
 from latentjax.experiment import stages
 
 
-def run_directions(a, apcr, weights, comparison=None) -> dict[str, np.ndarray]:
+def run_directions(a, apcr, weights, finder_directions=None) -> dict[str, np.ndarray]:
     """``{finder: directions[seeds, C, N]}``: Methods A and B's signed K-sets, Method B's raw
-    ``w*`` (``weights_raw``) and, when the run compared finders, every finder's directions."""
-    high, control = stages.analysis_sets(a, apcr, weights.weights)
+    ``w*`` (``weights_raw``; ``weights[seeds, C, N]``) and, when the run compared finders
+    (``finder_directions[seeds, F, C, N]``), every finder's directions."""
+    high, control = stages.analysis_sets(a, apcr, weights)
     found = {
         "apcr": np.asarray(jax.vmap(signed_directions)(high, jnp.swapaxes(jnp.asarray(apcr.directions), -1, -2))),
-        "weights": np.asarray(jax.vmap(signed_directions)(control, jnp.asarray(weights.weights))),
-        "weights_raw": np.asarray(weights.weights),
+        "weights": np.asarray(jax.vmap(signed_directions)(control, jnp.asarray(weights))),
+        "weights_raw": np.asarray(weights),
     }
-    if comparison is not None:
+    if finder_directions is not None:
         for index, name in enumerate(a.finders):
-            found[name] = np.asarray(comparison.directions)[:, index]
+            found[name] = np.asarray(finder_directions)[:, index]
     return found
 
 
@@ -69,8 +70,8 @@ def export_directions(run: str | os.PathLike, output: str | os.PathLike | None =
     for stage in ("apcr", "weights") + (("finders",) if a.finders else ()):
         if not (run / "artefacts" / stage).exists():
             raise RunDirectoryError(f"{str(run)!r} has no finished {stage!r} stage: finish it with --resume first.")
-    comparison = load_artefact(run, "finders") if a.finders else None
-    found = run_directions(a, load_artefact(run, "apcr"), load_artefact(run, "weights"), comparison)
+    finder_directions = load_artefact(run, "finders").directions if a.finders else None
+    found = run_directions(a, load_artefact(run, "apcr"), load_artefact(run, "weights").weights, finder_directions)
     source = str(run / "models") if a.train_models else a.pretrained
     generator = load_pretrained(source).generate
     return write_directions_folder(folder, config, found, generator)

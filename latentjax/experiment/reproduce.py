@@ -244,7 +244,9 @@ def _reproduce(config, workdir: pathlib.Path, models, log) -> dict:
     results["provenance"] = provenance(seconds)
     report.write_report(workdir, results, first[1], manip, struct, comparison)
     if not (workdir / "directions").exists():  # a run finished before directions were files gains them
-        found = directions_export.run_directions(a, apcr, weights, comparison)
+        found = directions_export.run_directions(
+            a, apcr, weights.weights, None if comparison is None else comparison.directions
+        )
         directions_export.write_directions_folder(workdir / "directions", config, found, generate)
     atomic_write_text(workdir / "results.json", json.dumps(results, indent=2))
     log(f"[reproduce] wrote {workdir / 'results.json'} and {workdir / 'report.md'}")

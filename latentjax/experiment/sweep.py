@@ -24,6 +24,9 @@ recomputes nothing that finished):
   analysis seed (``sweep.stages_dir`` puts them in a folder that several sweeps share: a stage
   whose settings, models and seed match is loaded, whichever sweep computed it);
 - ``cells/<cell>.json``: every cell's per-seed numbers, written when the cell finishes;
+- ``directions/<cell>/model<m>/<finder>-seed<s>.npz``: every finder's directions of that cell,
+  model seed and analysis seed, as files for :func:`latentjax.load_directions` and
+  ``latentjax edit`` (with a JSON record beside each);
 - ``table.csv``: the tidy table, one row per cell and class: mean IR, 95% bootstrap intervals
   over model seeds and over analysis seeds, Jaccard overlap of each method's set between
   analysis seeds, same-class flip rates of the top-, bottom- and random-K sets;
@@ -58,7 +61,7 @@ from latentjax.analysis.manipulation import compare_sets
 from latentjax.analysis.parallel import stack_pytrees
 from latentjax.analysis.sets import pairwise_jaccard
 from latentjax.analysis.weights import WeightResult
-from latentjax.experiment import stages
+from latentjax.experiment import directions_export, stages
 from latentjax.experiment.sweep_tables import (  # noqa: F401 (read_table: the tables' reader)
     METHODS, SET_NAMES, cell_name, read_table, summarize, summarize_finders, to_csv,
 )
@@ -195,14 +198,30 @@ def _groups(config) -> list[list[tuple[int, dict]]]:
     return list(groups.values())
 
 
+def compare_cell_finders(
+    models, a, latents: ClassLatents, apcr: APCRResult, weights: jax.Array, held_out: ClassLatents
+) -> list[stages.FinderComparison]:
+    """Per model, ``a.finders``' directions found on ``latents`` and scored on ``held_out``."""
+    return [
+        stages.compare_finders(
+            model.generate, model.classify, a, jax.tree.map(lambda x: x[index], latents),
+            jax.tree.map(lambda x: x[index], held_out), jax.tree.map(lambda x: x[index], apcr),
+            jnp.asarray(weights[index]), layer=make_generator_layer(model.spec, model.generator_variables),
+        )
+        for index, model in enumerate(models)
+    ]
+
+
 def evaluate_cell(
-    models, a, latents: ClassLatents, apcr: APCRResult, weights: jax.Array, held_out: ClassLatents | None = None
+    models, a, latents: ClassLatents, apcr: APCRResult, weights: jax.Array, held_out: ClassLatents | None = None,
+    comparisons: list[stages.FinderComparison] | None = None,
 ) -> dict:
     """One cell's numbers from stage results stacked over models (``weights[M, A, C, N]``).
 
     Returns ``ir[M][A][C]``, ``flip[method][set][M][A][C]`` (same-class flip rate at
     ``alpha = alpha_max``), ``jaccard[method][M][C]`` (mean over pairs of analysis seeds) and,
-    when ``a.finders`` names any (scored on ``held_out``), ``finders[mode][measure][M][A][F][C][T]``.
+    when ``a.finders`` names any (scored on ``held_out``, or given as ``comparisons``, what
+    :func:`compare_cell_finders` returns), ``finders[mode][measure][M][A][F][C][T]``.
     """
     alphas = stages.alpha_grid(a)
     ir, jaccard = [], {m: [] for m in METHODS}
@@ -235,15 +254,9 @@ def evaluate_cell(
         "jaccard": {m: as_list(v) for m, v in jaccard.items()},
         "flip": {m: {s: as_list(v) for s, v in sets.items()} for m, sets in flip.items()},
     }
-    if a.finders and held_out is not None:
-        comparisons = [
-            stages.compare_finders(
-                model.generate, model.classify, a, jax.tree.map(lambda x: x[index], latents),
-                jax.tree.map(lambda x: x[index], held_out), jax.tree.map(lambda x: x[index], apcr),
-                jnp.asarray(weights[index]), layer=make_generator_layer(model.spec, model.generator_variables),
-            )
-            for index, model in enumerate(models)
-        ]
+    if a.finders and comparisons is None and held_out is not None:
+        comparisons = compare_cell_finders(models, a, latents, apcr, weights, held_out)
+    if a.finders and comparisons is not None:
         record["finders"] = {
             "names": list(a.finders),
             "distances": [float(d) for d in a.finder_distances],
@@ -367,7 +380,9 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
                 final = np.asarray(weights.snapshots)[:, :, :, steps.index(cell_a.weight_steps)]
             else:
                 final = np.asarray(weights.weights)
-            numbers = evaluate_cell(models, cell_a, latents, apcr, final, held_out)
+            comparisons = compare_cell_finders(models, cell_a, latents, apcr, final, held_out) if held_out is not None else None
+            numbers = evaluate_cell(models, cell_a, latents, apcr, final, comparisons=comparisons)
+            write_cell_directions(workdir / "directions" / cell_name(index), config, cell, models, apcr, final, comparisons)
             record = {
                 "index": index, "cell": cell, "models": list(sw.models),
                 "analysis_seeds": list(sw.analysis_seeds), **numbers,
@@ -390,6 +405,24 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
     sweep_report.write_report(workdir, config, cells, table, models, finder_rows)
     log(f"[sweep] wrote {workdir / 'table.csv'} and {workdir / 'report.md'}")
     return SweepResult(table, cells, workdir)
+
+
+def write_cell_directions(folder: pathlib.Path, config, cell: dict, models, apcr: APCRResult, weights, comparisons=None) -> None:
+    """Every finder's directions of one cell as files (:func:`latentjax.save_directions`), one
+    folder per model seed, ``<folder>/model<m>/<finder>-seed<s>.npz``: each folder appears whole
+    or not at all, and one already there (an interrupted sweep, resumed) is kept."""
+    for index, model in enumerate(models):
+        target = folder / f"model{index}"
+        if target.exists():
+            continue
+        cell_config = config_lib.cell_config(config, cell)
+        cell_config.analysis.seeds = tuple(config.sweep.analysis_seeds)
+        cell_config.analysis.pretrained = str(config.sweep.models[index])
+        found = directions_export.run_directions(
+            cell_config.analysis, jax.tree.map(lambda x: x[index], apcr), np.asarray(weights[index]),
+            None if comparisons is None else comparisons[index].directions,
+        )
+        directions_export.write_directions_folder(target, cell_config, found, model.generate)
 
 
 class _LogStream:
