@@ -38,6 +38,12 @@ def classify(x):
     return jax.nn.softmax(4.0 * jnp.tanh(x[:, :NUM_CLASSES] / 3.0), axis=-1)
 
 
+def attribute_probabilities(x):
+    """The same scores read as four independent attributes: ``sigmoid(3 tanh(s_a / 3))``. A code
+    can have several attributes or none, and its rows do not sum to one."""
+    return jax.nn.sigmoid(3.0 * jnp.tanh(x[:, :NUM_CLASSES] / 3.0))
+
+
 def strongest(k: int) -> np.ndarray:
     """``[C, N]`` mask of each class's ``k`` strongest planted dimensions (``k <= 3``)."""
     mask = np.zeros((NUM_CLASSES, LATENT_DIM), bool)
@@ -51,10 +57,29 @@ def raising_signs() -> np.ndarray:
     return np.array([[np.sign(g) for g in GAINS]] * NUM_CLASSES)
 
 
-def class_codes(samples_per_class=32, seed=0):
+def class_codes(samples_per_class=32, seed=0, classify=classify):
     from latentjax import sample_class_latents
 
     return sample_class_latents(
         generate, classify, jax.random.key(seed), latent_dim=LATENT_DIM, num_classes=NUM_CLASSES,
         samples_per_class=samples_per_class, threshold=0.9, batch_size=1024, max_draws=200_000,
     ).codes
+
+
+def ranks_like_the_plant(scores, ranked=None) -> bool:
+    """``scores[C, N]``: K = 1 is each class's strongest planted dimension; its planted dimensions
+    rank in the order of their gains; and K = 12 (more than the plant) holds all three."""
+    import latentjax as lj
+
+    ranked = lj.ranked_indices if ranked is None else ranked
+    scores = jnp.asarray(scores)
+    top_one = np.array_equal(np.asarray(lj.top_k_mask(scores, 1)), strongest(1))
+    in_order = ranked(scores, jnp.asarray(strongest(3))) == [list(d) for d in PLANTED]
+    wide = bool(np.all(np.asarray(lj.top_k_mask(scores, 12))[strongest(3)]))
+    return top_one and in_order and wide
+
+
+def signs_like_the_plant(directions) -> bool:
+    """``directions[C, N]``: on each planted dimension, the sign of the move that raises the class."""
+    picked = np.stack([np.asarray(directions)[j, list(d)] for j, d in enumerate(PLANTED)])
+    return np.array_equal(np.sign(picked), raising_signs())

@@ -8,7 +8,6 @@ signs. Each check below is used twice: on the method (it must pass) and on a nam
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 import latentjax as lj
@@ -32,47 +31,31 @@ def weights(codes):
     return lj.optimize_weights(graded.generate, graded.classify, codes, jax.random.key(0), **lj.CONVERGED_READING).weights
 
 
-def ranks_like_the_plant(scores, ranked=lj.ranked_indices) -> bool:
-    """``scores[C, N]``: K = 1 is each class's strongest planted dimension; its planted dimensions
-    rank in the order of their gains; and K = 12 (more than the plant) holds all three."""
-    scores = jnp.asarray(scores)
-    top_one = np.array_equal(np.asarray(lj.top_k_mask(scores, 1)), graded.strongest(1))
-    in_order = ranked(scores, jnp.asarray(graded.strongest(3))) == [list(d) for d in graded.PLANTED]
-    wide = bool(np.all(np.asarray(lj.top_k_mask(scores, 12))[graded.strongest(3)]))
-    return top_one and in_order and wide
-
-
-def signs_like_the_plant(directions) -> bool:
-    """``directions[C, N]``: on each planted dimension, the sign of the move that raises the class."""
-    picked = np.stack([np.asarray(directions)[j, list(d)] for j, d in enumerate(graded.PLANTED)])
-    return np.array_equal(np.sign(picked), graded.raising_signs())
-
-
 def test_method_a_ranks_and_signs_the_graded_plant(apcr):
-    assert ranks_like_the_plant(apcr.apcr.T)
-    assert signs_like_the_plant(apcr.directions.T)
+    assert graded.ranks_like_the_plant(apcr.apcr.T)
+    assert graded.signs_like_the_plant(apcr.directions.T)
 
 
 def test_method_b_ranks_and_signs_the_graded_plant(weights):
-    assert ranks_like_the_plant(jnp.abs(weights))
-    assert signs_like_the_plant(weights)
+    assert graded.ranks_like_the_plant(jnp.abs(weights))
+    assert graded.signs_like_the_plant(weights)
 
 
 def test_the_paper_finders_keep_the_plants_signs(codes):
-    # K = 12 holds every planted dimension (see ranks_like_the_plant); the signs must survive.
+    # K = 12 holds every planted dimension (see graded.ranks_like_the_plant); the signs must survive.
 
     for name, options in (("apcr", dict(m=3)), ("weights", lj.CONVERGED_READING)):
         directions = lj.find_directions(name, graded.generate, graded.classify, codes, jax.random.key(0), k=12, **options)
-        assert signs_like_the_plant(directions), name
+        assert graded.signs_like_the_plant(directions), name
 
 
 def test_wrong_rankings_and_unsigned_sets_fail_the_graded_checks(apcr):
     # Reversed order (lowest score first): the easy plant's test never read the order.
     reversed_ranking = lambda scores, mask: [row[::-1] for row in lj.ranked_indices(scores, mask)]
-    assert not ranks_like_the_plant(apcr.apcr.T, ranked=reversed_ranking)
-    assert not ranks_like_the_plant(-apcr.apcr.T)  # the smallest scores taken as the largest
+    assert not graded.ranks_like_the_plant(apcr.apcr.T, ranked=reversed_ranking)
+    assert not graded.ranks_like_the_plant(-apcr.apcr.T)  # the smallest scores taken as the largest
     # Unsigned sets (every sign +1): the easy plant, whose gains are all positive, passed them.
     unsigned = jnp.abs(apcr.directions.T)
-    assert not signs_like_the_plant(unsigned)
+    assert not graded.signs_like_the_plant(unsigned)
     easy = lj.compute_apcr(planted.generate, planted.classify, planted.class_codes(16), m=3)
     assert bool(jnp.all(jnp.abs(easy.directions.T)[planted.planted_mask()] == easy.directions.T[planted.planted_mask()]))

@@ -8,6 +8,7 @@ from latentjax.analysis.apcr import APCRResult, compute_apcr
 from latentjax.analysis.evaluation import DirectionEvaluation, evaluate_directions, move_and_classify
 from latentjax.analysis.finders import FINDERS, find_directions, register_finder
 from latentjax.analysis.latents import ClassLatents, Inversion, invert_images, sample_class_latents
+from latentjax.analysis.outputs import AttributeClassifier, attribute_classifier, is_attribute_classifier
 from latentjax.analysis.manipulation import Edit, ManipulationResult, compare_sets, edit_codes, manipulate, shift_codes
 from latentjax.analysis.parallel import (
     as_pytree,
@@ -30,7 +31,7 @@ from latentjax.analysis.sets import (
     signed_directions,
     top_k_mask,
 )
-from latentjax.analysis.statistics import bootstrap_interval
+from latentjax.analysis.statistics import bootstrap_interval, mean_and_intervals
 from latentjax.analysis.structure import knn_class_accuracy, tsne_embedding
 from latentjax.analysis.weights import CONVERGED_READING, WeightResult, optimize_weights, weight_objective
 
@@ -44,7 +45,11 @@ __all__ = [
     "ManipulationResult",
     "WeightResult",
     "as_pytree",
+    "AttributeClassifier",
+    "attribute_classifier",
+    "is_attribute_classifier",
     "bootstrap_interval",
+    "mean_and_intervals",
     "bottom_k_mask",
     "chance_level",
     "compare_sets",

@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from latentjax.analysis.outputs import is_attribute_classifier
+
 
 def is_concrete(x) -> bool:
     """False for tracers (inside a user's jit or vmap), whose values cannot be checked."""
@@ -147,18 +149,32 @@ def check_class_index(j, num_classes: int, name: str = "class index"):
         raise ValueError(f"{name} {j!r} is out of range: expected 0 <= {name} < {num_classes}.")
 
 
-def check_probabilities(probs, source: str = "classify", atol: float = 1e-3):
-    """``probs[B, C]`` must be non-negative and sum to one along the last axis."""
+def check_probabilities(probs, source: str = "classify", atol: float = 1e-3, independent: bool = False):
+    """``probs[B, C]`` must be non-negative and sum to one along the last axis (a softmax), or
+    with ``independent`` lie in ``[0, 1]`` entry by entry (attributes)."""
     if jnp.ndim(probs) != 2:
         raise ValueError(f"{source} returned shape {jnp.shape(probs)}: expected [batch, classes].")
     if is_concrete(probs):
         p = np.asarray(probs, np.float64)
+        if independent:
+            if not np.all(np.isfinite(p)) or p.min() < -atol or p.max() > 1.0 + atol:
+                raise ValueError(
+                    f"{source} did not return attribute probabilities: values "
+                    f"{p.min():.4g}..{p.max():.4g}; expected each in [0, 1]. Wrap logits with "
+                    "jax.nn.sigmoid."
+                )
+            return
         sums = p.sum(-1)
         if not np.all(np.isfinite(p)) or p.min() < -atol or np.max(np.abs(sums - 1.0)) > atol:
+            hint = (
+                " Independent attribute probabilities in [0, 1] (sigmoid outputs) are taken "
+                "through latentjax.attribute_classifier(classify)."
+                if np.all(np.isfinite(p)) and p.min() >= -atol and p.max() <= 1.0 + atol else ""
+            )
             raise ValueError(
                 f"{source} did not return probabilities: min {p.min():.4g}, row sums "
                 f"{sums.min():.4g}..{sums.max():.4g}; expected softmax outputs (non-negative, "
-                "summing to 1). Wrap logits with jax.nn.softmax."
+                f"summing to 1). Wrap logits with jax.nn.softmax.{hint}"
             )
 
 
@@ -166,27 +182,30 @@ def check_probabilities(probs, source: str = "classify", atol: float = 1e-3):
 PROBABILITY_ATOL = 1e-3
 
 
-def invalid_probability_rows(probs: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+def invalid_probability_rows(
+    probs: jax.Array, valid: jax.Array | None = None, independent: bool = False
+) -> jax.Array:
     """How many rows of ``probs[..., C]`` are not probability vectors (jittable, cheap).
 
     A row is invalid when it holds NaN or inf, an entry below ``-PROBABILITY_ATOL``, or sums to
-    1 only up to more than ``PROBABILITY_ATOL``. The analysis counts these inside its jitted
-    loops on every batch it evaluates and raises once afterwards (:func:`raise_for_invalid_rows`).
+    1 only up to more than ``PROBABILITY_ATOL`` (with ``independent``, attributes: an entry above
+    ``1 + PROBABILITY_ATOL``). The analysis counts these inside its jitted loops on every batch
+    it evaluates and raises once afterwards (:func:`raise_for_invalid_rows`).
 
     >>> import jax.numpy as jnp
     >>> int(invalid_probability_rows(jnp.array([[0.5, 0.5], [2.0, -1.0], [jnp.nan, 1.0]])))
     2
     """
-    ok = (
-        jnp.all(jnp.isfinite(probs), axis=-1)
-        & (jnp.min(probs, axis=-1) >= -PROBABILITY_ATOL)
-        & (jnp.abs(jnp.sum(probs, axis=-1) - 1.0) <= PROBABILITY_ATOL)
-    )
+    ok = jnp.all(jnp.isfinite(probs), axis=-1) & (jnp.min(probs, axis=-1) >= -PROBABILITY_ATOL)
+    if independent:
+        ok = ok & (jnp.max(probs, axis=-1) <= 1.0 + PROBABILITY_ATOL)
+    else:
+        ok = ok & (jnp.abs(jnp.sum(probs, axis=-1) - 1.0) <= PROBABILITY_ATOL)
     bad = ~ok if valid is None else ~ok & valid
     return jnp.sum(bad.astype(jnp.int32))
 
 
-def raise_for_invalid_rows(count, where: str) -> None:
+def raise_for_invalid_rows(count, where: str, independent: bool = False) -> None:
     """Raises when the counted rows of :func:`invalid_probability_rows` are not zero.
 
     Under a caller's ``jit`` or ``vmap`` the count is a tracer and cannot be checked.
@@ -194,6 +213,12 @@ def raise_for_invalid_rows(count, where: str) -> None:
     if not is_concrete(count):
         return
     n = int(jnp.sum(count))
+    if n and independent:
+        raise ValueError(
+            f"classify returned {n} rows that are not attribute probabilities (NaN or inf, or "
+            f"outside [0, 1] by more than {PROBABILITY_ATOL}) {where}; expected sigmoid outputs: "
+            "wrap logits with jax.nn.sigmoid, and check the generator for NaN."
+        )
     if n:
         raise ValueError(
             f"classify returned {n} rows that are not probabilities (NaN or inf, negative, or "
@@ -202,15 +227,13 @@ def raise_for_invalid_rows(count, where: str) -> None:
         )
 
 
-@jax.jit
-def _invalid_rows_jit(probs):
-    return invalid_probability_rows(probs)
+_invalid_rows_jit = jax.jit(invalid_probability_rows, static_argnames="independent")
 
 
-def check_probability_array(probs, where: str) -> None:
+def check_probability_array(probs, where: str, independent: bool = False) -> None:
     """:func:`raise_for_invalid_rows` for an array of probabilities already computed."""
     if is_concrete(probs):
-        raise_for_invalid_rows(_invalid_rows_jit(probs), where)
+        raise_for_invalid_rows(_invalid_rows_jit(probs, independent=independent), where, independent)
 
 
 @jax.jit
@@ -245,7 +268,7 @@ def probe_models(
                 f"classify failed on generated images of shape {tuple(images.shape)}: {exc}"
             ) from exc
         raise
-    check_probabilities(probs)
+    check_probabilities(probs, independent=is_attribute_classifier(classify))
     if jnp.shape(probs)[0] != jnp.shape(flat)[0]:
         raise ValueError(
             f"classify(generate(z)) returned {jnp.shape(probs)[0]} rows for {jnp.shape(flat)[0]} "

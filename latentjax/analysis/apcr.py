@@ -30,6 +30,7 @@ from jax.sharding import Mesh
 from latentjax.analysis._chunking import (
     default_chunk_size, map_in_chunks, reporting_progress, sum_over_rows,
 )
+from latentjax.analysis.outputs import is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree, auto_mesh, is_traced, replicate
 
 
@@ -73,8 +74,9 @@ def _apcr_core(
     def probs_of(z):
         return classify(generate(z))
 
+    independent = is_attribute_classifier(classify)
     base = map_in_chunks(probs_of, codes.reshape(-1, latent_dim), chunk_size)
-    invalid = _validation.invalid_probability_rows(base)
+    invalid = _validation.invalid_probability_rows(base, independent=independent)
     base = base.reshape(num_sets, num_samples, -1)
     s0 = jnp.take_along_axis(base, classes[:, None, None], axis=-1)[..., 0]  # [C, S]
 
@@ -99,7 +101,7 @@ def _apcr_core(
         return (
             apcr_bins.at[c * latent_dim + i].add(weight * change),
             curve_bins.at[(c * latent_dim + i) * num_offsets + k].add(weight * score),
-            _validation.invalid_probability_rows(probs, valid),
+            _validation.invalid_probability_rows(probs, valid, independent),
         )
 
     operands = (generate, classify, codes, classes, s0, delta, eps.astype(codes.dtype))
@@ -207,7 +209,7 @@ def compute_apcr(
     else:
         result = run()
     result, invalid = result
-    _validation.raise_for_invalid_rows(invalid, "while computing APCR")
+    _validation.raise_for_invalid_rows(invalid, "while computing APCR", is_attribute_classifier(classify))
     if mesh is not None and not is_traced(result):
         # The [N, C] results are small: hand them back on one device, where the caller's other
         # arrays (and models restored from a checkpoint) live, not replicated over the mesh.

@@ -15,6 +15,7 @@ import numpy as np
 
 from latentjax.analysis import _validation
 from latentjax.analysis._chunking import default_chunk_size, map_in_chunks
+from latentjax.analysis.outputs import decisions, is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree
 
 
@@ -63,12 +64,14 @@ class DirectionEvaluation(NamedTuple):
     """Measures per class and distance, ``[C, T]`` each, of codes moved along unit directions.
 
     - ``probability_drop``: mean ``Q_s(z) - Q_s(z')`` of the source class ``s``;
-    - ``flip_rate``: share of codes whose argmax leaves ``s``;
-    - ``target_share``: share whose argmax is the target (cross class; in the same-class mode
-      there is no target and it equals ``flip_rate``);
+    - ``flip_rate``: share of codes whose argmax leaves ``s`` (attributes: ``Q_s`` falls below
+      0.5);
+    - ``target_share``: share whose argmax is the target (attributes: ``Q_t >= 0.5``; cross
+      class; in the same-class mode there is no target and it equals ``flip_rate``);
     - ``off_target_change``: mean ``sum_c |p_c(z') - p_c(z)|`` over the classes that are neither
-      the source nor the class reached (the target, or the argmax after the move): how much the
-      move disturbs classes it is not about (lower is more specific);
+      the source nor the class reached (the target, or the argmax after the move; attributes:
+      every attribute but the source and the target): how much the move disturbs classes it is
+      not about (lower is more specific);
     - ``pixel_change``: mean absolute pixel change on the [0, 1] scale.
     """
 
@@ -125,7 +128,7 @@ def evaluate_directions(
     if mode not in ("same", "cross"):
         raise ValueError(f"mode={mode!r}: expected 'same' or 'cross'.")
     if mode == "cross":
-        if targets is None or jnp.shape(targets) != (num_classes,):
+        if targets is None or np.shape(targets) != (num_classes,):
             raise ValueError(f"targets={targets!r}: expected {num_classes} class indices for mode='cross'.")
         targets = jnp.asarray(targets, jnp.int32)
     else:
@@ -161,19 +164,24 @@ def _evaluate_core(generate, classify, codes, units, distances, targets, *, same
     num_outputs = p0.shape[-1]
     p0, x0 = p0[None, :, None], x0[None, :, None]  # [1, C, 1, S, ...]
     source = jnp.arange(num_classes)[None, :, None, None]  # [1, C, 1, 1]
-    reached = jnp.argmax(p1, axis=-1)  # [B, C, T, S]
-    target = reached if same else targets[None, :, None, None]
+    independent = is_attribute_classifier(classify)
+    decided = decisions(p1, independent)  # [B, C, T, S, K]
+    at = lambda v, index: jnp.take_along_axis(v, jnp.broadcast_to(index, v.shape[:-1])[..., None], axis=-1)[..., 0]
+    target = targets[None, :, None, None]
     classes = jnp.arange(num_outputs)[None, None, None, None, :]
-    off = (classes != source[..., None]) & (classes != target[..., None])
+    off = classes != source[..., None]
+    if not same:
+        off = off & (classes != target[..., None])
+    elif not independent:  # the class the codes reached is not off target either
+        off = off & ~decided
     mean = lambda v: jnp.mean(v.astype(jnp.float32), axis=-1)
-    q0 = jnp.take_along_axis(p0, source[..., None], axis=-1)[..., 0]
-    q1 = jnp.take_along_axis(p1, jnp.broadcast_to(source, reached.shape)[..., None], axis=-1)[..., 0]
-    flipped = reached != source
+    q0, q1 = at(p0, source), at(p1, source)
+    flipped = ~at(decided, source)
     return DirectionEvaluation(
         distances=distances,
         probability_drop=mean(q0 - q1),
         flip_rate=mean(flipped),
-        target_share=mean(flipped if same else reached == targets[None, :, None, None]),
+        target_share=mean(flipped if same else at(decided, target)),
         off_target_change=mean(jnp.sum(jnp.where(off, jnp.abs(p1 - p0), 0.0), axis=-1)),
         pixel_change=mean(jnp.mean(jnp.abs(x1 - x0), axis=-1) / 2.0),
     )

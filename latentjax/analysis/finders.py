@@ -46,6 +46,7 @@ import numpy as np
 from latentjax.analysis import _validation
 from latentjax.analysis._chunking import default_chunk_size
 from latentjax.analysis.apcr import compute_apcr
+from latentjax.analysis.outputs import decisions, is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree
 from latentjax.analysis.evaluation import _unit_rows, move_and_classify
 from latentjax.analysis.sets import controlling_set, random_k_mask, signed_directions, top_k_mask
@@ -310,7 +311,8 @@ def interfacegan_directions(
     generate, classify, codes, key, *, k, samples: int = 4096, regularisation: float = 1.0
 ):
     """InterFaceGAN (Shen et al. 2020): per class the unit normal of a linear SVM separating prior
-    codes classified as ``j`` from the rest (scikit-learn's ``LinearSVC``), pointing to ``j``."""
+    codes classified as ``j`` (attributes: with ``Q_j >= 0.5``) from the rest (scikit-learn's
+    ``LinearSVC``), pointing to ``j``."""
     try:
         from sklearn.svm import LinearSVC
     except ImportError as exc:  # the core imports nothing from latentjax, so no shared helper
@@ -320,12 +322,11 @@ def interfacegan_directions(
     del k
     prior = jax.random.normal(key, (samples, codes.shape[-1]))
     generate, classify = as_pytree(generate), as_pytree(classify)
-    labels = np.asarray(
-        jnp.argmax(move_and_classify(generate, classify, prior, None, default_chunk_size()), axis=-1)
-    )
+    probs = move_and_classify(generate, classify, prior, None, default_chunk_size())
+    decided = np.asarray(decisions(probs, is_attribute_classifier(classify)))
     normals = []
     for j in range(codes.shape[0]):
-        inside = labels == j
+        inside = decided[:, j]
         if inside.sum() < 2 or (~inside).sum() < 2:
             raise ValueError(
                 f"interfacegan: {int(inside.sum())} of {samples} prior codes are classified as "

@@ -2,7 +2,8 @@
 
 1. Prior samples: draw ``z ~ N(0, I)`` in batches and keep, for each class ``j``, the codes with
    ``argmax Q(G(z)) = j`` and ``Q_j(G(z)) >= tau`` until ``S`` per class. One jitted
-   ``lax.while_loop`` fills all classes at once.
+   ``lax.while_loop`` fills all classes at once. With an attribute classifier, ``Z_a`` keeps the
+   codes with ``Q_a >= 0.5`` and ``Q_a >= tau``: one code may join several attributes' sets.
 2. Inversion: ``z* = argmin_z ||G(z) - x||^2 + beta ||z||^2`` by Adam, one ``lax.scan`` per
    image, ``vmap``-ed over images.
 """
@@ -18,6 +19,7 @@ import optax
 
 from latentjax.analysis import _validation
 from latentjax.analysis._optax import optax_init, optax_update
+from latentjax.analysis.outputs import decisions, is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree
 
 
@@ -84,7 +86,7 @@ def sample_class_latents(
         batch_size=batch_size,
     )
     result, invalid = result
-    _validation.raise_for_invalid_rows(invalid, "while sampling the latent sets")
+    _validation.raise_for_invalid_rows(invalid, "while sampling the latent sets", is_attribute_classifier(classify))
     if not _validation.is_concrete(result.counts):
         return result  # inside the caller's jit or vmap: counts says how many are real
     counts = result.counts.tolist()
@@ -110,6 +112,7 @@ def _sample_core(
     samples_per_class,
     batch_size,
 ):
+    independent = is_attribute_classifier(classify)
     codes0 = jnp.zeros((num_classes, samples_per_class, latent_dim))
     counts0 = jnp.zeros((num_classes,), jnp.int32)
 
@@ -121,16 +124,16 @@ def _sample_core(
         codes, counts, rounds, invalid = carry
         z = jax.random.normal(jax.random.fold_in(key, rounds), (batch_size, latent_dim))
         probs = classify(generate(z))
-        invalid = invalid + _validation.invalid_probability_rows(probs)
-        label = jnp.argmax(probs, axis=-1)
-        keep = jnp.max(probs, axis=-1) >= threshold
-        one_hot = jax.nn.one_hot(label, num_classes, dtype=jnp.int32) * keep[:, None].astype(jnp.int32)
-        rank = jnp.sum((jnp.cumsum(one_hot, axis=0) - 1) * one_hot, axis=-1)
-        slot = counts[label] + rank
-        # Rejected or overflowing codes get slot S, which the scatter drops.
-        slot = jnp.where(jnp.logical_and(keep, slot < samples_per_class), slot, samples_per_class)
-        codes = codes.at[label, slot].set(z, mode="drop")
-        counts = jnp.minimum(counts + jnp.sum(one_hot, axis=0), samples_per_class)
+        invalid = invalid + _validation.invalid_probability_rows(probs, independent=independent)
+        # member[b, j]: code b joins Z_j (one class at most; any number of attributes).
+        member = decisions(probs, independent) & (probs >= threshold)
+        ranked = jnp.cumsum(member.astype(jnp.int32), axis=0) - 1  # [B, C]: its place among this batch's
+        slot = counts[None, :] + ranked
+        # Codes that are not members, or overflow, get slot S, which the scatter drops.
+        slot = jnp.where(member & (slot < samples_per_class), slot, samples_per_class)
+        rows = jnp.broadcast_to(jnp.arange(num_classes)[None, :], slot.shape)
+        codes = codes.at[rows, slot].set(jnp.broadcast_to(z[:, None, :], (*slot.shape, latent_dim)), mode="drop")
+        counts = jnp.minimum(counts + jnp.sum(member, axis=0, dtype=jnp.int32), samples_per_class)
         return codes, counts, rounds + 1, invalid
 
     codes, counts, rounds, invalid = jax.lax.while_loop(

@@ -9,6 +9,9 @@ For a direction ``v = sum_{i in R} s_i e_i`` and a grid of ``alpha``::
   rate, the share of codes whose argmax leaves ``j``;
 - cross class ``s -> t`` (codes of class ``s``, ``v`` the direction raising ``Q_t``):
   ``Z' = Z + alpha * v``; we report the mean ``Q_t`` and the share whose argmax becomes ``t``.
+
+With an attribute classifier (:func:`~latentjax.analysis.outputs.attribute_classifier`) a code
+leaves attribute ``j`` when ``Q_j`` falls below 0.5, and reaches ``t`` when ``Q_t`` rises to 0.5.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 from latentjax.analysis import _validation
 from latentjax.analysis._chunking import default_chunk_size
 from latentjax.analysis.evaluation import move_and_classify
+from latentjax.analysis.outputs import decisions, is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree
 
 DEFAULT_ALPHAS = tuple(np.linspace(-3.0, 3.0, 13).tolist())  # NumPy: no backend at import
@@ -35,7 +39,8 @@ class ManipulationResult(NamedTuple):
     Attributes:
       alphas: ``[A]``. mean_probability: ``[A]``, mean ``Q_class`` over the codes.
       argmax_rate: ``[A]``: for ``mode='same'`` the flip rate (argmax != class), for
-        ``mode='cross'`` the share with argmax == class.
+        ``mode='cross'`` the share with argmax == class (attributes: ``Q_class`` below 0.5,
+        and at or above it).
       probabilities: ``[A, M, C]`` all class probabilities.
       images: ``[A, num_images, ...]`` the first ``num_images`` codes' images, for figures.
     """
@@ -106,7 +111,7 @@ def manipulate(
         num_images=int(min(num_images, codes.shape[0])),
         chunk_size=int(chunk_size or default_chunk_size()),
     )
-    _validation.check_probability_array(result.probabilities, "while manipulating")
+    _validation.check_probability_array(result.probabilities, "while manipulating", is_attribute_classifier(classify))
     return result
 
 
@@ -116,8 +121,8 @@ def _manipulate_core(
     sign = -1.0 if same else 1.0
     offsets = alphas[:, None, None] * (sign * direction)[None, None, :]  # [A, 1, N]: shift_codes's
     probs = move_and_classify(generate, classify, codes[None], offsets, chunk_size)  # [A, M, K]
-    argmax = jnp.argmax(probs, axis=-1)
-    hit = argmax != class_index if same else argmax == class_index
+    decided = decisions(probs, is_attribute_classifier(classify))[..., class_index]
+    hit = ~decided if same else decided
     shown = shift_codes(codes[:num_images], sign * direction, alphas)  # [A, num_images, N]
     images = generate(shown.reshape(-1, codes.shape[-1]))
     images = images.reshape(*shown.shape[:2], *images.shape[1:])
@@ -179,7 +184,7 @@ def edit_codes(
     _validation.probe_models(generate, classify, codes)
     moved = shift_codes(jnp.asarray(codes, jnp.float32), direction / norm, distances)
     images, probabilities = _edit_jit(generate, classify, moved, chunk_size=int(chunk_size or default_chunk_size()))
-    _validation.check_probability_array(probabilities, "while editing")
+    _validation.check_probability_array(probabilities, "while editing", is_attribute_classifier(classify))
     return Edit(distances, moved, images, probabilities)
 
 
@@ -256,7 +261,9 @@ def compare_sets(
             num_images=int(min(num_images, codes.shape[1])),
             chunk_size=int(chunk_size or default_chunk_size()),
         )
-        _validation.check_probability_array(results[name].probabilities, f"while moving codes along the {name}-K sets")
+        _validation.check_probability_array(
+            results[name].probabilities, f"while moving codes along the {name}-K sets", is_attribute_classifier(classify)
+        )
     return results
 
 

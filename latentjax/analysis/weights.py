@@ -38,6 +38,7 @@ import optax
 from latentjax.analysis import _validation
 from latentjax.analysis._optax import optax_init, optax_update
 from latentjax.analysis.objective import PENALTIES, weight_objective, xi_quadrature
+from latentjax.analysis.outputs import is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree, is_traced
 
 SCHEDULES = ("constant", "cosine")
@@ -270,7 +271,7 @@ def optimize_weights(
         generate, classify, codes, jnp.asarray(classes, jnp.int32), key,
         *(as_float(x) for x in floats), loop=spec, snapshot_steps=snapshot_steps, **extra,
     )
-    _validation.raise_for_invalid_rows(invalid, "while optimising Method B's weights")
+    _validation.raise_for_invalid_rows(invalid, "while optimising Method B's weights", is_attribute_classifier(classify))
     return result
 
 
@@ -350,7 +351,8 @@ def _start(generate, classify, codes, classes, init, learning_rate, loop: _Loop)
     optimiser's start for every class."""
     def per_class(c, t):
         probs = classify(generate(c))
-        return probs[:, t], _validation.invalid_probability_rows(probs), _init_one_class(c, init, learning_rate, loop)
+        invalid = _validation.invalid_probability_rows(probs, independent=is_attribute_classifier(classify))
+        return probs[:, t], invalid, _init_one_class(c, init, learning_rate, loop)
 
     base, invalid, carry = jax.vmap(per_class)(codes, classes)
     return jax.lax.stop_gradient(base), jnp.sum(invalid), carry

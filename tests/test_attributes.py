@@ -1,0 +1,122 @@
+"""Attribute classifiers: independent per-attribute probabilities, checked as strictly as softmax.
+
+The graded plant (tests/graded.py) read as four independent attributes,
+``Q_a = sigmoid(3 tanh(s_a / 3))``: a code may have several attributes, and its rows do not sum
+to one. The answer is the plant's, as for classes. Each reading that is specific to attributes is
+also shown failing when the softmax reading (argmax) is used in its place.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.tree_util import Partial
+
+import latentjax as lj
+from latentjax.analysis import apcr as apcr_module
+
+import graded
+
+ATTRIBUTES = lj.attribute_classifier(graded.attribute_probabilities)
+
+
+@pytest.fixture(scope="module")
+def codes():
+    return graded.class_codes(samples_per_class=16, classify=ATTRIBUTES)
+
+
+@pytest.fixture(scope="module")
+def apcr(codes):
+    return lj.compute_apcr(graded.generate, ATTRIBUTES, codes, m=3)
+
+
+@pytest.fixture(scope="module")
+def weights(codes):
+    return lj.optimize_weights(graded.generate, ATTRIBUTES, codes, jax.random.key(0), **lj.CONVERGED_READING).weights
+
+
+def probabilities(codes):
+    return graded.attribute_probabilities(graded.generate(codes.reshape(-1, graded.LATENT_DIM))).reshape(*codes.shape[:2], -1)
+
+
+def test_each_attribute_set_holds_codes_that_have_it_and_a_code_can_join_several(codes):
+    p = probabilities(codes)  # [A, S, A]
+    own = np.asarray(p[jnp.arange(graded.NUM_CLASSES), :, jnp.arange(graded.NUM_CLASSES)])
+    assert own.shape == (4, 16) and own.min() >= 0.9
+    # With the softmax reading a code would join only its argmax's set; here some codes of Z_a
+    # also have another attribute, and some of those have it more strongly than a.
+    others = np.asarray(p).copy()
+    others[np.arange(4), :, np.arange(4)] = 0.0
+    assert np.any(others >= 0.5)
+    assert np.any(np.argmax(np.asarray(p), axis=-1) != np.arange(4)[:, None])
+
+
+def test_methods_a_and_b_rank_and_sign_the_attribute_plant(apcr, weights):
+    assert graded.ranks_like_the_plant(apcr.apcr.T) and graded.signs_like_the_plant(apcr.directions.T)
+    assert graded.ranks_like_the_plant(jnp.abs(weights)) and graded.signs_like_the_plant(weights)
+    ir = lj.intersection_ratio(lj.top_k_mask(apcr.apcr.T, 3), lj.top_k_mask(jnp.abs(weights), 3), 3)
+    assert np.asarray(ir).tolist() == [1.0] * 4
+
+
+def test_moving_against_an_attribute_removes_it_and_nothing_flips_before_the_move(codes, apcr):
+    direction = lj.signed_directions(lj.top_k_mask(apcr.apcr.T, 3), apcr.directions.T)[0]
+    result = lj.manipulate(graded.generate, ATTRIBUTES, codes[0], direction, 0, alphas=[0.0, 3.0])
+    assert result.argmax_rate.tolist() == [0.0, 1.0]  # Q_0 below 0.5 only after the move
+    # The softmax reading (argmax leaves 0) counts codes with a stronger other attribute as
+    # flipped before any move.
+    assert float(jnp.mean(jnp.argmax(result.probabilities[0], -1) != 0)) > 0.0
+
+
+def test_directions_are_scored_with_attribute_decisions(codes, apcr):
+    directions = lj.signed_directions(lj.top_k_mask(apcr.apcr.T, 3), apcr.directions.T)
+    same = lj.evaluate_directions(graded.generate, ATTRIBUTES, codes, directions, [0.0, 4.0])
+    np.testing.assert_array_equal(same.flip_rate, [[0.0, 1.0]] * 4)
+    cross = lj.evaluate_directions(graded.generate, ATTRIBUTES, codes, directions, [0.0, 6.0], mode="cross", targets=[1, 2, 3, 0])
+    assert np.all(np.asarray(cross.target_share)[:, 1] >= 0.9)
+
+
+def test_interfacegan_separates_each_attribute_by_its_own_boundary(codes):
+    normals = lj.find_directions("interfacegan", graded.generate, ATTRIBUTES, codes, jax.random.key(0), k=3)
+    planted = np.asarray(graded.MIX).T / np.linalg.norm(np.asarray(graded.MIX), axis=0)[:, None]
+    cosines = np.sum(np.asarray(normals) * planted, axis=-1)
+    assert cosines.min() > 0.95, cosines  # Q_a >= 0.5 is exactly s_a >= 0: a linear boundary
+
+
+def test_a_sigmoid_classifier_is_refused_as_classes_with_a_pointer_to_attributes(codes):
+    with pytest.raises(ValueError, match=r"attribute_classifier"):
+        lj.compute_apcr(graded.generate, graded.attribute_probabilities, codes, m=2)
+
+
+@pytest.mark.parametrize("bad, what", [
+    (lambda x: 3.0 * x[:, :4], "logits"),
+    (lambda x: jnp.where(x[:, :4] > 100.0, 0.5, jnp.nan), "NaN"),
+])
+def test_outputs_that_are_not_attribute_probabilities_are_refused(codes, bad, what):
+    with pytest.raises(ValueError, match=r"attribute probabilities.*expected each in \[0, 1\]"):
+        lj.compute_apcr(graded.generate, lj.attribute_classifier(bad), codes, m=2)
+
+
+def test_values_above_one_inside_the_loops_are_counted_and_refused(codes):
+    # Valid on the two codes the probe sees (the first two), above 1 on some of the others.
+    level = float(jnp.max(jnp.abs(graded.generate(codes[0, :2])[:, :4]))) + 1e-3
+    above = lj.attribute_classifier(lambda x: jax.nn.sigmoid(x[:, :4]) * jnp.where(jnp.abs(x[:, :4]) > level, 1.5, 1.0))
+    with pytest.raises(ValueError, match=r"rows that are not attribute probabilities .*while computing APCR"):
+        lj.compute_apcr(graded.generate, above, codes, m=2)
+
+
+def test_an_attribute_classifier_is_a_pytree_of_its_weights_and_compiles_once(codes, monkeypatch):
+    import chex
+
+    def scaled(w, x):
+        return graded.attribute_probabilities(w * x)
+
+    first = lj.attribute_classifier(Partial(scaled, jnp.float32(1.0)))
+    second = lj.attribute_classifier(Partial(scaled, jnp.float32(0.7)))
+    assert jax.tree.leaves(first) == [jnp.float32(1.0)] and lj.is_attribute_classifier(first)
+    traced_once = jax.jit(chex.assert_max_traces(apcr_module._apcr_core, n=1), static_argnames=apcr_module.STATIC_ARGNAMES)
+    monkeypatch.setattr(apcr_module, "_compute_apcr_jit", traced_once)
+    a = lj.compute_apcr(graded.generate, first, codes, m=2)
+    b = lj.compute_apcr(graded.generate, second, codes, m=2)
+    assert not np.allclose(a.apcr, b.apcr)
+    stacked = lj.stack_pytrees([first, second])
+    assert lj.is_attribute_classifier(stacked) and jax.tree.leaves(stacked)[0].shape == (2,)
