@@ -1,7 +1,10 @@
 """Strict settings for the whole suite (as equinox's conftest) and shared fixtures."""
 
+import atexit
 import os
 import pathlib
+import shutil
+import tempfile
 
 # Eight fake CPU devices (a TPU host's count) so sharding code paths run here too; must precede the first jax import.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
@@ -10,6 +13,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # The one setting through which tests find the real data (the library reads it too).
 os.environ.setdefault("LATENTJAX_DATA_DIR", str(REPO.parent / "shared" / "data"))
+
+# One on-disk cache of compiled programs for the whole run, shared by the test processes and the
+# processes they start (command-line runs, a killed sweep, the notebook's kernel): most of the
+# suite's time is XLA compiling, often the same program in several processes. The process that
+# makes the folder (pytest's first, before it starts its workers) removes it at exit.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="latentjax-tests-xla-")
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
