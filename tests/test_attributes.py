@@ -120,3 +120,22 @@ def test_an_attribute_classifier_is_a_pytree_of_its_weights_and_compiles_once(co
     assert not np.allclose(a.apcr, b.apcr)
     stacked = lj.stack_pytrees([first, second])
     assert lj.is_attribute_classifier(stacked) and jax.tree.leaves(stacked)[0].shape == (2,)
+
+
+def test_a_saved_attribute_direction_edits_codes_and_scores_every_attribute(codes, apcr, tmp_path):
+    direction = lj.signed_directions(lj.top_k_mask(apcr.apcr.T, 3), apcr.directions.T)
+    path = lj.save_directions(tmp_path / "attributes.npz", direction, finder="apcr", names=["a", "b", "c", "d"])
+    loaded = lj.load_directions(path, latent_dim=graded.LATENT_DIM)
+    edit = lj.edit_codes(graded.generate, ATTRIBUTES, codes[2, :5], loaded.directions[2], [-4.0, 0.0, 4.0])
+    q = np.asarray(edit.probabilities[:, :, 2])  # [T, M]: attribute 2 along its own direction
+    assert edit.probabilities.shape == (3, 5, 4) and np.all(q[0] < 0.5) and np.all(q[1:] >= 0.5)
+    assert np.all(np.diff(q, axis=0) > 0)
+    with pytest.raises(ValueError, match="not attribute probabilities|did not return attribute probabilities"):
+        lj.edit_codes(graded.generate, lj.attribute_classifier(lambda x: 2.0 * jax.nn.sigmoid(x[:, :4])), codes[2, :5], loaded.directions[2], [0.0])
+
+
+def test_inverted_images_report_which_attributes_they_have(codes):
+    images = graded.generate(codes[:, 0])  # one code of each attribute's set
+    inversion = lj.invert_images(graded.generate, images, jax.random.key(0), latent_dim=graded.LATENT_DIM, steps=200, classify=ATTRIBUTES)
+    assert inversion.predicted.shape == (4, 4) and inversion.predicted.dtype == jnp.bool_
+    np.testing.assert_array_equal(inversion.predicted, graded.attribute_probabilities(images) >= 0.5)

@@ -149,7 +149,8 @@ _sample_jit = jax.jit(
 
 class Inversion(NamedTuple):
     """``codes[B, N]`` (``z*``), ``reconstruction_error[B]`` (mean squared error per pixel),
-    ``losses[B, steps]``, and ``predicted[B]``, the classifier's label of ``G(z*)`` (or -1)."""
+    ``losses[B, steps]``, and ``predicted[B]``, the classifier's label of ``G(z*)`` (or -1; with
+    an attribute classifier ``predicted[B, A]``, whether ``G(z*)`` has each attribute)."""
 
     codes: jax.Array
     reconstruction_error: jax.Array
@@ -232,7 +233,11 @@ def _invert_core(generate, classify, images, key, beta, learning_rate, *, latent
     if classify is None:
         predicted = jnp.full((images.shape[0],), -1, jnp.int32)
     else:
-        predicted = jnp.argmax(classify(reconstructions), axis=-1).astype(jnp.int32)
+        probs = classify(reconstructions)
+        if is_attribute_classifier(classify):
+            predicted = decisions(probs, independent=True)
+        else:
+            predicted = jnp.argmax(probs, axis=-1).astype(jnp.int32)
     return Inversion(codes, error, losses, predicted)
 
 
