@@ -1,7 +1,14 @@
-"""Periodic progress lines with rate and ETA, and a JSON-lines metrics log."""
+"""Progress with rate and ETA: a tqdm bar on a terminal, periodic lines in a log, and a JSON-lines
+metrics log.
+
+A person at a terminal sees a bar that moves; a run whose output goes to a file (a background job,
+a notebook's captured cell, CI) gets one plain line every so often instead, which a log can keep
+and ``tail`` can read, where a bar's carriage returns would not be.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -16,10 +23,50 @@ def format_seconds(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
-def stage_progress(name: str, log=print, every_seconds: float = 20.0):
-    """``report(done, total)`` for a long stage: logs ``[name] done/total (p%) | rate | ETA`` through
+def is_terminal(stream) -> bool:
+    """Whether ``stream`` is an interactive terminal (a bar there; plain lines anywhere else)."""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def stage_progress(name: str, log=print, every_seconds: float = 20.0, stream=None):
+    """``report(done, total)`` for a long stage.
+
+    On a terminal (``stream``, default ``sys.stderr``) a tqdm bar with rate and ETA, gone when the
+    stage ends. Anywhere else, a line ``[name] done/total (p%) | ... so far | ETA ...`` through
     ``log`` at most every ``every_seconds`` (and when it finishes), so a stage of minutes is not
-    silent and a fast one says nothing."""
+    silent in a log and a fast one says nothing.
+    """
+    stream = sys.stderr if stream is None else stream
+    # The bar needs tqdm (the models extra); the lines need nothing.
+    if is_terminal(stream) and importlib.util.find_spec("tqdm") is not None:
+        return _bar(name, stream)
+    return _lines(name, log, every_seconds)
+
+
+def _bar(name: str, stream):
+    state = {"bar": None}
+
+    def report(done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = state["bar"]
+        if bar is None or bar.total != total:
+            if bar is not None:
+                bar.close()
+            bar = state["bar"] = tqdm(total=total, desc=name, file=stream, leave=False, dynamic_ncols=True)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            state["bar"] = None
+
+    return report
+
+
+def _lines(name: str, log, every_seconds: float):
     start = time.perf_counter()
     last = [start]
 

@@ -1,5 +1,7 @@
 """Progress from inside long stages: reports arrive as the work runs and change no number."""
 
+import io
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -60,3 +62,35 @@ def test_method_b_on_the_device_loop_takes_no_reports(loop):
     lj.optimize_weights(generate, classify, codes, jax.random.key(1), steps=5, batch_size=4, loop=loop,
                         progress=lambda d, t: reports.append((d, t)))
     assert reports == []
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_stage_progress_draws_a_bar_on_a_terminal_and_plain_lines_elsewhere(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr("latentjax._progress.time.perf_counter", lambda: clock[0])
+    terminal, lines = _Terminal(), []
+    report = stage_progress("apcr", lines.append, every_seconds=10.0, stream=terminal)
+    for done in range(1, 31):
+        clock[0] += 1.0
+        report(done, 30)
+    drawn = terminal.getvalue()
+    assert "apcr:" in drawn and "/30 [" in drawn and "\r" in drawn  # a tqdm bar, redrawn in place
+    assert lines == []  # the bar replaces the lines
+    report = stage_progress("apcr", lines.append, every_seconds=10.0, stream=io.StringIO())
+    for done in range(1, 31):
+        clock[0] += 1.0
+        report(done, 30)
+    assert len(lines) == 3 and "\r" not in "".join(lines)
+
+
+def test_the_bar_follows_the_reports_of_a_real_stage():
+    generate, classify, codes = planted()
+    terminal = _Terminal()
+    lj.compute_apcr(generate, classify, codes, m=2, chunk_size=16,
+                    progress=stage_progress("apcr", stream=terminal))
+    assert "apcr:" in terminal.getvalue() and "/32 [" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\r")  # closed: the bar is cleared when the stage ends
