@@ -75,6 +75,7 @@ def test_classify_returns_probabilities_and_standardises_its_input(default_confi
     assert features.shape == (4, default_config.classifier.hidden)
 
 
+@pytest.mark.slow  # compiles for over 15 s: make test runs it, the quick tier does not
 def test_generator_vmaps_over_seeds(default_config):
     spec = ModelSpec.from_config(default_config)
     generator = spec.generator()
