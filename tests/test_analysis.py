@@ -190,7 +190,7 @@ def test_weights_are_bit_identical_for_the_same_seed(codes, weight_result, conve
     np.testing.assert_array_equal(converged.losses, converged_result.losses)
 
 
-@pytest.mark.slow  # compiles for over 15 s: make test runs it, the quick tier does not
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_weight_snapshots_equal_shorter_runs(codes):
     long = lj.optimize_weights(
         planted.generate, planted.classify, codes, jax.random.key(5), steps=12,
@@ -221,7 +221,7 @@ def test_weight_snapshots_equal_shorter_runs(codes):
     np.testing.assert_allclose(converged.snapshots[:, 0], three.weights, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.slow  # compiles for over 15 s: make test runs it, the quick tier does not
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_weights_host_loop_equals_the_device_loop_and_keys_per_set(codes):
     make = jax.random.key
     common = dict(steps=13, snapshot_steps=(4, 13), **SAMPLED)
@@ -247,7 +247,7 @@ def test_raw_prng_keys_work_as_one_key_or_one_per_set(codes):
     np.testing.assert_array_equal(per_set.weights, single.weights)
 
 
-@pytest.mark.slow  # compiles for over 15 s: make test runs it, the quick tier does not
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_converged_weights_do_not_move_with_rounding(codes, converged_result):
     """The converged reading ends at one point: codes moved by 1e-6 (relative), and the host loop
     against the device loop, give the same sets and w to well under the set gaps."""
@@ -272,6 +272,7 @@ def test_lbfgs_needs_the_deterministic_loss(codes):
         lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.key(0), solver="lbfgs", batch_size=8)
 
 
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_sampled_weights_wander_with_rounding(codes):
     """The paper's reading at a constant rate does not settle: the same perturbation moves w by
     far more than it moves the converged reading (what the converged default is for)."""
@@ -442,6 +443,7 @@ def _broken_far_out(x):
     return jnp.where((x[:, :1] > 2.5), 2.0 * probs, probs)
 
 
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_outputs_that_are_not_probabilities_are_caught_on_any_batch(codes):
     # The first two codes (what the up-front probe sees) are fine; later rows are not.
     codes = codes.at[:, :2].set(0.0)

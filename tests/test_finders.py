@@ -188,7 +188,7 @@ def test_registering_a_finder_and_bad_input():
                                jnp.ones((3, N)), [1.0])
 
 
-@pytest.mark.slow  # compiles for over 15 s: make test runs it, the quick tier does not
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_the_shipped_generator_exposes_its_first_linear_layer():
     models = lj.load_pretrained("fashion_mnist")
     kernel = finders.first_linear_kernel(models.generate, 100)

@@ -75,7 +75,7 @@ def test_classify_returns_probabilities_and_standardises_its_input(default_confi
     assert features.shape == (4, default_config.classifier.hidden)
 
 
-@pytest.mark.slow  # compiles for over 15 s: make test runs it, the quick tier does not
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_generator_vmaps_over_seeds(default_config):
     spec = ModelSpec.from_config(default_config)
     generator = spec.generator()
@@ -88,6 +88,7 @@ def test_generator_vmaps_over_seeds(default_config):
     np.testing.assert_allclose(images[1], one, atol=1e-5)
 
 
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_per_channel_statistics_and_three_blocks_for_64x64_rgb():
     """configs/zappos.py's classifier: one mean and std per channel, three pooling blocks."""
     from conftest import REPO

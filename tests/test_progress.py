@@ -28,7 +28,7 @@ def test_apcr_reports_every_chunk_up_to_the_total_with_the_same_numbers():
     assert total >= 2 and [d for d, _ in reports] == list(range(1, total + 1))
 
 
-@pytest.mark.slow  # compiles for over 15 s: make test runs it, the quick tier does not
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_method_b_reports_each_host_block_with_the_same_numbers():
     generate, classify, codes = planted()
     reports = []

@@ -55,7 +55,7 @@ def codes():
     return jax.random.normal(jax.random.key(7), (4, 3, SPEC.latent_dim))
 
 
-@pytest.mark.slow  # compiles for over 15 s: make test runs it, the quick tier does not
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_models_are_pytrees_of_their_weights():
     generate, classify = flax_models(0)
     other, _ = flax_models(1)
@@ -132,7 +132,7 @@ def test_a_plain_function_still_works_and_compiles_once_per_function(codes, monk
 # ----------------------------------------------------------------------------- seeds in one program
 
 
-@pytest.mark.slow  # compiles for over 15 s: make test runs it, the quick tier does not
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_vmap_over_stacked_generator_weights_equals_separate_calls(codes):
     generators = [flax_models(seed)[0] for seed in range(3)]
     _, classify = flax_models(0)
@@ -228,7 +228,7 @@ def test_shard_leading_axis_names_a_bad_seed_count():
         lj.shard_leading_axis(jnp.zeros((3, 2)))
 
 
-@pytest.mark.slow  # compiles for over 15 s: make test runs it, the quick tier does not
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_two_processes_each_analyse_their_share_of_the_seeds(tmp_path):
     """The multi-host path on one machine: two CPU processes joined by jax.distributed."""
     import os
