@@ -166,6 +166,7 @@ def test_weights_stay_in_the_box(codes):
     assert float(jnp.max(jnp.abs(result.weights))) == 1.0  # planted dims push past 1 and are projected back
 
 
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_tanh_parametrisation_finds_the_same_set(codes):
     result = lj.optimize_weights(
         planted.generate, planted.classify, codes, jax.random.key(0), parametrization="tanh",

@@ -162,6 +162,7 @@ def test_stack_pytrees_refuses_different_architectures():
 # ----------------------------------------------------------------------------- all devices
 
 
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_apcr_rows_over_all_devices_equal_one_device(codes):
     generate, classify = flax_models(0)
     devices = jax.local_devices()
