@@ -90,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="fashion_mnist", help="shipped name or exported folder (default: fashion_mnist)")
     codes = p.add_mutually_exclusive_group()
     codes.add_argument("--codes", default=None, help="codes to move, a .npy of [M, N] (default: the prior)")
-    codes.add_argument("--images", default=None, help="or real images to invert first, a .npy of [M, H, W, C] in [-1, 1]")
+    codes.add_argument("--images", nargs="+", default=None,
+                       help="or real images to invert first: photos (PNG, JPEG, ...; made grey or RGB and resized "
+                            "to the generator's images) or one .npy of [M, H, W, C] in [-1, 1]")
     p.add_argument("--seed", type=int, default=0, help="draws the prior codes (or starts the inversion)")
     p.add_argument("--num-codes", type=int, default=8, help="prior codes to draw (default: 8)")
     p.add_argument("--distances", default=None, help="comma-separated L2 distances (default: -6,-4,-2,0,2,4,6)")

@@ -120,3 +120,52 @@ def test_cli_edit_refuses_another_latent_size_and_a_damaged_file(tmp_path, capsy
     err = capsys.readouterr().err
     assert "damaged" in err or "not a readable directions file" in err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_photos_are_read_as_the_generators_images_and_unreadable_files_are_named(tmp_path):
+    from PIL import Image
+
+    from latentjax.images import read_photos
+
+    Image.new("RGB", (40, 30), (255, 255, 255)).save(tmp_path / "white.png")
+    half = np.zeros((20, 20, 3), np.uint8)
+    half[:, 10:] = 255  # left black, right white
+    Image.fromarray(half).save(tmp_path / "half.jpg", quality=100)
+    grey = read_photos([tmp_path / "white.png", tmp_path / "half.jpg"], 28, 28, 1)
+    assert grey.shape == (2, 28, 28, 1) and grey.dtype == np.float32
+    np.testing.assert_array_equal(grey[0], 1.0)
+    assert grey[1, :, :10].max() < -0.9 and grey[1, :, 18:].min() > 0.9  # resized whole, not cropped
+    colour = read_photos([tmp_path / "half.jpg"], 64, 64, 3)
+    assert colour.shape == (1, 64, 64, 3) and -1.0 <= colour.min() and colour.max() <= 1.0
+    (tmp_path / "notes.txt").write_text("not a photo")
+    with pytest.raises(ValueError, match=r"notes.txt: not a readable image .* expected a photo"):
+        read_photos([tmp_path / "white.png", tmp_path / "notes.txt"], 28, 28, 1)
+    with pytest.raises(ValueError, match=r"channels=2: expected 1 \(grey\) or 3 \(RGB\)"):
+        read_photos([tmp_path / "white.png"], 28, 28, 2)
+
+
+@cli_test
+def test_cli_edit_inverts_photos_then_moves_them(tmp_path, capsys, saved_directions):
+    from PIL import Image
+
+    path, _, models = saved_directions
+    photos = []
+    for index, value in enumerate((40, 200)):
+        photo = np.zeros((56, 56), np.uint8)
+        photo[8:48, 16:40] = value  # a light block on black, as Fashion-MNIST draws its garments
+        photos.append(tmp_path / f"photo{index}.png")
+        Image.fromarray(photo).save(photos[-1])
+    output = tmp_path / "edit"
+    argv = ["edit", "--directions", str(path), "--finder", "apcr", "--row", "class0", "--images",
+            *map(str, photos), "--distances=0,4", "--no-gif", "--output", str(output)]
+    assert cli.main(argv) == 0
+    edited = np.load(output / "edited.npz")
+    assert edited["codes"].shape == (2, 2, models.spec.latent_dim)
+    record = json.loads((output / "edit.json").read_text())
+    assert record["codes"]["images"] == [str(p) for p in photos]
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    argv[argv.index(str(photos[1]))] = str(tmp_path / "broken.png")
+    argv[-1] = str(tmp_path / "other")
+    assert cli.main(argv) == 2
+    assert "broken.png: not a readable image" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()

@@ -1,7 +1,9 @@
 """``latentjax edit``: a saved direction applied to codes, written as a picture, a clip and numbers.
 
 Codes come from the prior (seeded), from a ``.npy`` file of codes ``[M, N]``, or from real
-images (``.npy``, ``[M, H, W, C]`` in [-1, 1]) inverted first (:func:`latentjax.invert_images`).
+images inverted first (:func:`latentjax.invert_images`): photos (PNG, JPEG, ..., converted and
+resized to the generator's images by :func:`latentjax.images.read_photos`) or one ``.npy`` of
+``[M, H, W, C]`` in [-1, 1].
 The output folder holds ``grid.png`` (one row per code, one column per distance), ``edit.gif``
 (one frame per distance), ``edited.npz`` (the moved codes and the classifier's outputs) and
 ``edit.json`` (what was done). It appears whole or not at all, and never replaces a folder.
@@ -19,7 +21,7 @@ import numpy as np
 from latentjax import _storage
 from latentjax.analysis import edit_codes, invert_images
 from latentjax.directions import load_directions
-from latentjax.images import save_image_grid, tile_images
+from latentjax.images import read_photos, save_image_grid, tile_images
 
 #: Distances along the unit direction when none are given (the finder comparison's range).
 DEFAULT_DISTANCES = (-6.0, -4.0, -2.0, 0.0, 2.0, 4.0, 6.0)
@@ -59,13 +61,18 @@ def edit_to_folder(
     models: str = "fashion_mnist",
     finder: str | None = None,
     codes_path: str | os.PathLike | None = None,
-    images_path: str | os.PathLike | None = None,
+    images_path=None,
     seed: int = 0,
     num_codes: int = 8,
     distances=DEFAULT_DISTANCES,
     gif: bool = True,
 ) -> pathlib.Path:
-    """Moves codes along one saved direction and writes the edit into the new folder ``output``."""
+    """Moves codes along one saved direction and writes the edit into the new folder ``output``.
+
+    Codes: ``codes_path`` (a ``.npy`` of ``[M, N]``), or ``images_path`` (one path or a list: photo
+    files, or one ``.npy`` of images) inverted first, or else ``num_codes`` prior codes from
+    ``seed``. Bad input is refused before any folder is written.
+    """
     from latentjax.models.pretrained import load_pretrained
 
     output = pathlib.Path(output)
@@ -111,15 +118,19 @@ def _codes(pretrained, latent_dim, codes_path, images_path, seed, num_codes):
         return codes.astype(np.float32), {"file": str(codes_path)}
     key = jax.random.key(seed)
     if images_path is not None:
-        images = np.load(images_path, allow_pickle=False).astype(np.float32)
-        expected = tuple(np.asarray(jax.eval_shape(pretrained.generate, jax.numpy.zeros((1, latent_dim))).shape[1:]))
-        if images.ndim != 4 or images.shape[1:] != expected or images.min() < -1 or images.max() > 1:
-            raise ValueError(
-                f"{images_path}: images of shape {images.shape} in [{images.min():.3g}, {images.max():.3g}]: "
-                f"expected [M, {', '.join(map(str, expected))}] in [-1, 1]."
-            )
+        paths = [images_path] if isinstance(images_path, (str, os.PathLike)) else list(images_path)
+        expected = tuple(jax.eval_shape(pretrained.generate, jax.numpy.zeros((1, latent_dim))).shape[1:])
+        if len(paths) == 1 and str(paths[0]).endswith(".npy"):
+            images = np.load(paths[0], allow_pickle=False).astype(np.float32)
+            if images.ndim != 4 or images.shape[1:] != expected or images.min() < -1 or images.max() > 1:
+                raise ValueError(
+                    f"{paths[0]}: images of shape {images.shape} in [{images.min():.3g}, {images.max():.3g}]: "
+                    f"expected [M, {', '.join(map(str, expected))}] in [-1, 1]."
+                )
+        else:
+            images = read_photos(paths, *expected)
         inverted = invert_images(pretrained.generate, images, key, latent_dim=latent_dim)
-        return np.asarray(inverted.codes), {"images": str(images_path), "inverted_with_seed": seed}
+        return np.asarray(inverted.codes), {"images": [str(p) for p in paths], "inverted_with_seed": seed}
     return np.asarray(jax.random.normal(key, (num_codes, latent_dim))), {"prior_seed": seed, "num_codes": num_codes}
 
 
