@@ -48,11 +48,11 @@ def stage_progress(name: str, log=print, every_seconds: float = 20.0, stream=Non
 
 
 def _bar(name: str, stream):
+    from tqdm import tqdm  # once per stage, not on every report from the compiled loop
+
     state = {"bar": None}
 
     def report(done: int, total: int) -> None:
-        from tqdm import tqdm
-
         bar = state["bar"]
         if bar is None or bar.total != total:
             if bar is not None:
