@@ -466,6 +466,7 @@ def test_outputs_that_are_not_probabilities_are_caught_on_any_batch(codes):
 # ----------------------------------------------------------------------------- seeds and devices
 
 
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_weights_vmap_over_seeds_matches_single_runs(codes):
     keys = jax.vmap(jax.random.key)(jnp.arange(2))
     run = lambda key: lj.optimize_weights(planted.generate, planted.classify, codes, key).weights

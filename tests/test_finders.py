@@ -195,6 +195,7 @@ def test_the_shipped_generator_exposes_its_first_linear_layer():
     np.testing.assert_array_equal(kernel, models.generator_variables["params"]["Dense_0"]["kernel"])
 
 
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_the_shipped_generators_first_block_is_its_batch_normalised_dense_output():
     from latentjax.models import make_generator_layer
 

@@ -70,6 +70,7 @@ def test_models_are_pytrees_of_their_weights():
 # ----------------------------------------------------------------------------- compile once
 
 
+@pytest.mark.slow  # compiles for over 10 s: make test runs it, the quick tier does not
 def test_apcr_compiles_once_for_new_weights_and_new_float_settings(codes):
     generate_a, classify_a = flax_models(0)
     generate_b, classify_b = flax_models(1)

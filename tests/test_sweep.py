@@ -178,24 +178,27 @@ def test_sweeps_share_stages_per_seed_through_a_stages_dir(finished, tmp_path):
     assert np.asarray(ours["ir"])[:, :2].tolist() == np.asarray(theirs["ir"]).tolist()
 
 
-@pytest.mark.slow
-def test_stacked_models_vmapped_equal_the_loop(tmp_path):
+def test_stacked_models_vmapped_equal_the_loop(finished, tmp_path):
+    """Two models stacked and vmapped give, for each, what the loop gave the one model: the
+    fixture's cell003 (K = 3, 3 steps), analysis seed 0 (stages are per seed)."""
+    config, reference, _ = finished
     models = ("fashion_mnist", str(PRETRAINED_ROOT / "fashion_mnist"))
-    grid = {"sweep.models": models, "sweep.grid.k": (3,), "sweep.grid.weight_steps": (2,),
-            "sweep.analysis_seeds": (0,), "analysis.finders": ("apcr",)}
-    records = {}
-    for layout in ("loop", "vmap"):
-        config = tiny_sweep_config(**grid, **{"sweep.model_layout": layout})
-        result = sweep.run_sweep(config, tmp_path / layout, log=lambda _: None)
-        records[layout] = json.loads((result.workdir / "cells" / "cell000.json").read_text())
-    loop, vmapped = records["loop"], records["vmap"]
-    np.testing.assert_allclose(vmapped["ir"], loop["ir"])
-    np.testing.assert_allclose(vmapped["jaccard"]["apcr"], loop["jaccard"]["apcr"])
-    np.testing.assert_allclose(vmapped["flip"]["apcr"]["top"], loop["flip"]["apcr"]["top"])
-    # Held-out codes drawn under vmap score the finders as the loop's do.
-    np.testing.assert_allclose(vmapped["finders"]["cross"]["target_share"], loop["finders"]["cross"]["target_share"])
-    # The same weights twice: the two model seeds agree, so the model interval is a point.
-    assert loop["ir"][0] == loop["ir"][1]
+    grid = {"sweep.models": models, "sweep.grid.k": (3,), "sweep.grid.weight_steps": (3,),
+            "sweep.analysis_seeds": (0,), "analysis.finders": ("apcr",), "sweep.model_layout": "vmap"}
+    result = sweep.run_sweep(tiny_sweep_config(**grid), tmp_path / "vmap", log=lambda _: None)
+    vmapped = json.loads((result.workdir / "cells" / "cell000.json").read_text())
+    loop = json.loads((reference.workdir / "cells" / "cell003.json").read_text())
+    assert config_lib.sweep_cells(config)[3] == {"k": 3, "weight_steps": 3}
+    apcr = loop["finders"]["names"].index("apcr")
+    for model in (0, 1):
+        np.testing.assert_allclose(vmapped["ir"][model][0], loop["ir"][0][0])
+        for method in ("apcr", "weights"):
+            np.testing.assert_allclose(vmapped["flip"][method]["top"][model][0], loop["flip"][method]["top"][0][0])
+        # Held-out codes drawn under vmap score the finders as the loop's do.
+        np.testing.assert_allclose(
+            vmapped["finders"]["cross"]["target_share"][model][0][0],
+            loop["finders"]["cross"]["target_share"][0][0][apcr],
+        )
 
 
 @pytest.mark.parametrize(
