@@ -61,7 +61,7 @@ NUMBERS: tuple[tuple[str, dict, str], ...] = tuple(
 
 def _choices() -> tuple[tuple[str, tuple], ...]:
     """``(dotted key, allowed values)`` for the settings that name one of a few choices."""
-    from latentjax.analysis.weights import PENALTIES, SCHEDULES, SOLVERS
+    from latentjax.analysis._weight_options import PENALTIES, SCHEDULES, SOLVERS
 
     return (
         ("analysis.weight_penalty", PENALTIES),

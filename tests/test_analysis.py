@@ -8,6 +8,7 @@ import pytest
 
 import latentjax as lj
 from latentjax.analysis import apcr as apcr_module
+from latentjax.analysis import weights as weights_module
 
 import planted
 
@@ -238,6 +239,32 @@ def test_weights_host_loop_equals_the_device_loop_and_keys_per_set(codes):
         lj.optimize_weights(planted.generate, planted.classify, codes, keys[:1], steps=2)
     with pytest.raises(ValueError, match=r"loop='gpu': expected 'auto', 'device' or 'host'"):
         lj.optimize_weights(planted.generate, planted.classify, codes, make(2), steps=2, loop="gpu")
+
+
+def test_weights_host_loop_gives_the_same_bits_on_one_device_and_on_many(codes, monkeypatch):
+    """The host loop deals groups of HOST_GROUP_ROWS code sets to the devices in turn. Each
+    group's numbers are its own: the same bits on 8 devices and on 1, and a group run alone
+    gives its rows' bits."""
+    from latentjax.analysis.weights import HOST_GROUP_ROWS
+
+    sets = jnp.concatenate([codes, 1.1 * codes, codes[:3]])  # 11 code sets: groups of 5, 5, 1
+    classes = jnp.array([0, 1, 2, 3] * 2 + [0, 1, 2])
+    keys = jax.vmap(lambda c: jax.random.fold_in(jax.random.key(2), c))(jnp.arange(11))
+    run = lambda s, c, k: lj.optimize_weights(
+        planted.generate, planted.classify, s, k, classes=c, loop="host", steps=13, snapshot_steps=(4, 13), **SAMPLED)
+    assert HOST_GROUP_ROWS == 5 and len(jax.local_devices()) == 8
+    used, advance = set(), weights_module._advance_jit
+    spy = lambda generate, classify, codes, *rest, **options: (
+        used.update(codes.devices()), advance(generate, classify, codes, *rest, **options))[1]
+    monkeypatch.setattr(weights_module, "_advance_jit", spy)
+    many = run(sets, classes, keys)
+    assert used == set(jax.local_devices()[:3])  # three groups, three devices at once
+    monkeypatch.undo()
+    second_group = run(sets[5:10], classes[5:10], keys[5:10])
+    chex.assert_trees_all_equal(jax.tree.map(lambda x: x[5:10], many), second_group)
+    devices = jax.local_devices()
+    monkeypatch.setattr(jax, "local_devices", lambda *args, **kwargs: devices[:1])
+    chex.assert_trees_all_equal(run(sets, classes, keys), many)
 
 
 def test_raw_prng_keys_work_as_one_key_or_one_per_set(codes):

@@ -37,12 +37,11 @@ import optax
 
 from latentjax.analysis import _validation
 from latentjax.analysis._optax import optax_init, optax_update
-from latentjax.analysis.objective import PENALTIES, weight_objective, xi_quadrature
+from latentjax.analysis._weight_options import check_options
+from latentjax.analysis.objective import weight_objective, xi_quadrature
 from latentjax.analysis.outputs import is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree, is_traced
 
-SCHEDULES = ("constant", "cosine")
-SOLVERS = ("lbfgs", "adam")
 #: The converged reading's settings for :func:`optimize_weights` (docs/method.md).
 CONVERGED_READING = dict(
     solver="adam", batch_size=0, xi_nodes=1, smoothing=0.01, schedule="cosine",
@@ -217,9 +216,10 @@ def optimize_weights(
         whatever ``steps`` is). Not with Adam on a cosine: its shape depends on ``steps``, so
         its step ``t`` is not a run of ``t`` steps.
       loop: ``'device'``: the whole run is one ``lax.scan`` inside ``jit``; ``'host'``: blocks of
-        :data:`HOST_BLOCK_STEPS` unrolled steps, each one jitted call, driven from Python (the
-        same mathematics: XLA:CPU runs the body of a compiled loop several times slower than the
-        same ops unrolled, docs/results.md); ``'auto'``: ``'host'`` on CPU, ``'device'``
+        :data:`HOST_BLOCK_STEPS` unrolled steps, each one jitted call, driven from Python, for
+        groups of :data:`HOST_GROUP_ROWS` code sets dealt to the devices in turn (the same
+        mathematics: XLA:CPU runs the body of a compiled loop several times slower than the
+        same ops unrolled, and the groups keep every core busy, docs/results.md); ``'auto'``: ``'host'`` on CPU, ``'device'``
         elsewhere and whenever the inputs are traced (under ``jit`` or ``vmap``).
       progress: called as ``progress(steps_done, steps)`` after each block of the host loop
         (not with ``loop='device'``, which runs as one call).
@@ -245,7 +245,7 @@ def optimize_weights(
     True
     """
     snapshot_steps = tuple(snapshot_steps)
-    _check_options(
+    check_options(
         codes, steps=steps, batch_size=batch_size, xi_nodes=xi_nodes, learning_rate=learning_rate,
         lam=lam, smoothing=smoothing, xi_range=xi_range, penalty=penalty, schedule=schedule,
         solver=solver, optimizer=optimizer, snapshot_steps=snapshot_steps,
@@ -273,64 +273,6 @@ def optimize_weights(
     )
     _validation.raise_for_invalid_rows(invalid, "while optimising Method B's weights", is_attribute_classifier(classify))
     return result
-
-
-def _check_options(
-    codes, *, steps, batch_size, xi_nodes, learning_rate, lam, smoothing, xi_range, penalty,
-    schedule, solver, optimizer, snapshot_steps, parametrization, loop, init,
-) -> None:
-    """Every bad setting of :func:`optimize_weights`, named before any work starts."""
-    _validation.check_codes(codes, ndim=3)
-    _validation.check_positive(steps, "steps", integer=True)
-    _validation.check_non_negative(batch_size, "batch_size", integer=True)
-    _validation.check_non_negative(xi_nodes, "xi_nodes", integer=True)
-    _validation.check_positive(learning_rate, "learning_rate")
-    _validation.check_non_negative(lam, "lam")
-    _validation.check_non_negative(smoothing, "smoothing")
-    xi_min, xi_max = xi_range
-    low = _validation.scalar_value(xi_min, "xi_min")
-    high = _validation.scalar_value(xi_max, "xi_max")
-    if low is not None and high is not None and not 0 < low <= high:
-        raise ValueError(f"xi_range={xi_range!r}: expected 0 < xi_min <= xi_max.")
-    if penalty not in PENALTIES:
-        raise ValueError(f"penalty={penalty!r}: expected one of {PENALTIES}.")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule={schedule!r}: expected one of {SCHEDULES}.")
-    if solver not in SOLVERS:
-        raise ValueError(f"solver={solver!r}: expected one of {SOLVERS}.")
-    if solver == "lbfgs" and (batch_size != 0 or xi_nodes == 0 or optimizer is not None):
-        raise ValueError(
-            f"solver='lbfgs' with batch_size={batch_size!r}, xi_nodes={xi_nodes!r}"
-            f"{', optimizer' if optimizer is not None else ''}: L-BFGS's line search needs the "
-            "deterministic loss, expected batch_size=0, xi_nodes > 0 and no optimizer "
-            "(or solver='adam')."
-        )
-    if solver == "adam" and optimizer is not None and schedule != "constant":
-        raise ValueError(
-            f"schedule={schedule!r} with your own optimizer: expected schedule='constant' "
-            "(give the optimiser its own schedule, e.g. optax.cosine_decay_schedule)."
-        )
-    for t in snapshot_steps:
-        if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= steps:
-            raise ValueError(
-                f"snapshot_steps={snapshot_steps!r}: expected integers in 1..steps={steps}."
-            )
-    if snapshot_steps and solver == "adam" and schedule != "constant":
-        raise ValueError(
-            f"snapshot_steps={snapshot_steps!r} with schedule={schedule!r}: expected "
-            "schedule='constant' (a decaying schedule's step t is not a run of t steps)."
-        )
-    if parametrization not in ("box", "tanh"):
-        raise ValueError(f"parametrization={parametrization!r}: expected 'box' or 'tanh'.")
-    if loop not in ("auto", "device", "host"):
-        raise ValueError(f"loop={loop!r}: expected 'auto', 'device' or 'host'.")
-    start = _validation.scalar_value(init, "init")
-    if start is not None and not (
-        -1.0 <= start <= 1.0 if parametrization == "box" else -1.0 < start < 1.0
-    ):
-        raise ValueError(
-            f"init={init!r}: expected a value in [-1, 1] ('box') or in (-1, 1) ('tanh')."
-        )
 
 
 def _is_key_batch(key) -> bool:
@@ -430,26 +372,48 @@ _advance_jit = jax.jit(_advance_all, static_argnames=("loop", "num_steps", "unro
 #: Steps per compiled block of ``loop='host'``: long enough that the per-call cost is small,
 #: short enough to compile in seconds.
 HOST_BLOCK_STEPS = 10
+#: Code sets per call of ``loop='host'``. The groups are dealt to the devices in turn and run at
+#: once (XLA:CPU leaves a core idle in one call of these small convolutions). The size is fixed,
+#: not one group per device, so the numbers do not depend on how many devices there are.
+HOST_GROUP_ROWS = 5
 
 
 def _optimize_host(generate, classify, codes, classes, key, lam, xi_min, xi_max, smoothing,
                    learning_rate, init, *, loop: _Loop, snapshot_steps, progress=None):
-    """The same steps as :func:`_optimize_all`, as jitted straight-line blocks called from Python."""
-    base, invalid, carry = _start_jit(generate, classify, codes, classes, init, learning_rate, loop)
-    keys = _row_keys(key, codes.shape[0])
-    losses, paths = [], []
-    for first in range(0, loop.total_steps, HOST_BLOCK_STEPS):
-        carry, block_losses, path = _advance_jit(
-            generate, classify, codes, base, classes, keys, lam, xi_min, xi_max, smoothing,
-            learning_rate, carry, jnp.int32(first), loop=loop,
-            num_steps=min(HOST_BLOCK_STEPS, loop.total_steps - first), unrolled=True,
-            keep_path=bool(snapshot_steps),
+    """The same steps as :func:`_optimize_all`, as jitted straight-line blocks called from Python,
+    for groups of :data:`HOST_GROUP_ROWS` code sets spread over the devices."""
+    keys, devices = _row_keys(key, codes.shape[0]), jax.local_devices()
+    floats = (lam, xi_min, xi_max, smoothing, learning_rate)
+    groups = []
+    for index, first_row in enumerate(range(0, codes.shape[0], HOST_GROUP_ROWS)):
+        rows = slice(first_row, first_row + HOST_GROUP_ROWS)
+        group = jax.device_put(
+            (generate, classify, codes[rows], classes[rows], keys[rows], floats, init),
+            devices[index % len(devices)],
         )
-        losses.append(block_losses)
-        paths.append(path)
+        base, invalid, carry = _start_jit(*group[:4], group[6], group[5][4], loop)
+        groups.append(dict(inputs=group, base=base, invalid=invalid, carry=carry, losses=[], paths=[]))
+    for first in range(0, loop.total_steps, HOST_BLOCK_STEPS):
+        for g in groups:  # dispatched without waiting: the devices run their groups at once
+            (generate_g, classify_g, codes_g, classes_g, keys_g, floats_g, _) = g["inputs"]
+            g["carry"], block_losses, path = _advance_jit(
+                generate_g, classify_g, codes_g, g["base"], classes_g, keys_g, *floats_g, g["carry"],
+                jnp.int32(first), loop=loop, num_steps=min(HOST_BLOCK_STEPS, loop.total_steps - first),
+                unrolled=True, keep_path=bool(snapshot_steps),
+            )
+            g["losses"].append(block_losses)
+            g["paths"].append(path)
         if progress is not None:
-            jax.block_until_ready(block_losses)
+            jax.block_until_ready([g["losses"][-1] for g in groups])
             progress(min(first + HOST_BLOCK_STEPS, loop.total_steps), loop.total_steps)
-    path = jnp.concatenate(paths, axis=1) if snapshot_steps else None
-    return _finish_jit(generate, classify, codes, classes, xi_min, xi_max, carry,
-                       jnp.concatenate(losses, axis=1), path, learning_rate, loop, snapshot_steps), invalid
+    results = []
+    for g in groups:
+        (generate_g, classify_g, codes_g, classes_g, _, floats_g, _) = g["inputs"]
+        path = jnp.concatenate(g["paths"], axis=1) if snapshot_steps else None
+        results.append(_finish_jit(
+            generate_g, classify_g, codes_g, classes_g, floats_g[1], floats_g[2], g["carry"],
+            jnp.concatenate(g["losses"], axis=1), path, floats_g[4], loop, snapshot_steps,
+        ))
+    gathered = jax.device_put(results, devices[0])
+    result = jax.tree.map(lambda *parts: jnp.concatenate(parts), *gathered)
+    return result, sum(jax.device_put([g["invalid"] for g in groups], devices[0]))
