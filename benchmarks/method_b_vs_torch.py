@@ -8,8 +8,9 @@ learning rate 0.03, and the projection onto ``[-1, 1]`` after every step (``make
 settings). Both are timed over ``--steps`` steps after a warm-up run of the same length (for
 JAX, the warm-up is the compilation). Prints class-steps per second for each and their ratio.
 
-Run:  .venv/bin/python benchmarks/method_b_vs_torch.py [--steps 40] [--repeats 3]
-(needs ``pip install torch``; PyTorch uses as many threads as XLA:CPU has cores.)
+Run:  .venv/bin/python benchmarks/method_b_vs_torch.py [--steps 40] [--repeats 3] [--one-device]
+(needs ``pip install torch``; PyTorch uses as many threads as XLA:CPU has cores. latentjax runs
+as the ``latentjax`` command does, one XLA device per core, unless ``--one-device``.)
 Results go to docs/results.md by hand.
 """
 
@@ -138,7 +139,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each, best kept")
+    parser.add_argument("--one-device", action="store_true",
+                        help="one XLA device for all cores (default: one per core, as the latentjax command runs)")
     args = parser.parse_args()
+    if not args.one_device:
+        lj.use_host_cores()
     import torch
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
