@@ -14,13 +14,13 @@ vs test 0.23, untrained generator 154).
 
     latentjax reproduce --config configs/default.py
 
-runs the paper with the shipped models: 16 min 58 s on a 2-core AMD EPYC including the install
-(docs/results.md, "make run"). Expected, at 6bd0d90 on that CPU: Table 1 mean IR 0.51 ± 0.02
-over 3 seeds (per class 0.40 0.63 0.53 0.63 0.57 0.60 0.40 0.50 0.53 0.33); on a 2-core Intel
-Xeon the same code gives 0.54 ± 0.03. Method B's sampled reading follows floating-point rounding,
-so Table 1 moves between CPU kinds and versions; Method A's numbers do not. Cross-class target
-share at distance 9: InterFaceGAN 0.81, Method A 0.34, Method B 0.22, GANSpace 0.17, SeFa 0.15,
-random 0.08.
+runs the paper with the shipped models: 13 min 2 s on a 2-core AMD EPYC including the install
+(docs/results.md, "make run"). Expected, at 7584b48 on that CPU: Table 1 mean IR 0.50 ± 0.04
+over 3 seeds (per class 0.47 0.73 0.43 0.63 0.40 0.63 0.40 0.47 0.50 0.33). Method B's sampled
+reading follows floating-point rounding, so Table 1 moves between CPU kinds and versions (an
+earlier program: 0.51 ± 0.02 on the AMD EPYC, 0.54 ± 0.03 on an Intel Xeon); Method A's numbers
+do not. Cross-class target share at distance 9: InterFaceGAN 0.81, Method A 0.34, Method B 0.27,
+GANSpace 0.17, SeFa 0.15, random 0.08.
 """
 
 import ml_collections

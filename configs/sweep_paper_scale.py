@@ -1,4 +1,4 @@
-"""Table 1 at the paper's scale: S = 64, 128 and 256 codes per class, two analysis seeds.
+"""Table 1 at the paper's scale: S = 64, 128 and 256 codes per class, analysis seeds 0 and 1.
 
 Run (on a 2-core CPU, resumable; Method A at S = 128 takes about 35 minutes per analysis seed and
 at S = 256 about twice that, Method B about 7 minutes per seed whatever S):

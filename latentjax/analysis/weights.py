@@ -40,7 +40,7 @@ from latentjax.analysis._optax import optax_init, optax_update
 from latentjax.analysis._weight_options import check_options
 from latentjax.analysis.objective import weight_objective, xi_quadrature
 from latentjax.analysis.outputs import is_attribute_classifier
-from latentjax.analysis.parallel import as_pytree, is_traced
+from latentjax.analysis.parallel import as_pytree, is_traced, usable_cores
 
 #: The converged reading's settings for :func:`optimize_weights` (docs/method.md).
 CONVERGED_READING = dict(
@@ -219,8 +219,9 @@ def optimize_weights(
         :data:`HOST_BLOCK_STEPS` unrolled steps, each one jitted call, driven from Python, for
         groups of :data:`HOST_GROUP_ROWS` code sets dealt to the devices in turn (the same
         mathematics: XLA:CPU runs the body of a compiled loop several times slower than the
-        same ops unrolled, and the groups keep every core busy, docs/results.md); ``'auto'``: ``'host'`` on CPU, ``'device'``
-        elsewhere and whenever the inputs are traced (under ``jit`` or ``vmap``).
+        same ops unrolled, and the groups keep every core busy, docs/results.md); ``'auto'``:
+        ``'host'`` on CPU, ``'device'`` elsewhere and whenever the inputs are traced (under
+        ``jit`` or ``vmap``).
       progress: called as ``progress(steps_done, steps)`` after each block of the host loop
         (not with ``loop='device'``, which runs as one call).
 
@@ -372,8 +373,9 @@ _advance_jit = jax.jit(_advance_all, static_argnames=("loop", "num_steps", "unro
 #: Steps per compiled block of ``loop='host'``: long enough that the per-call cost is small,
 #: short enough to compile in seconds.
 HOST_BLOCK_STEPS = 10
-#: Code sets per call of ``loop='host'``. The groups are dealt to the devices in turn and run at
-#: once (XLA:CPU leaves a core idle in one call of these small convolutions). The size is fixed,
+#: Code sets per call of ``loop='host'``. The groups are dealt to the devices in turn (on CPU, to
+#: as many as there are cores) and run at once (XLA:CPU leaves a core idle in one call of these
+#: small convolutions). The size is fixed,
 #: not one group per device, so the numbers do not depend on how many devices there are.
 HOST_GROUP_ROWS = 5
 
@@ -383,6 +385,8 @@ def _optimize_host(generate, classify, codes, classes, key, lam, xi_min, xi_max,
     """The same steps as :func:`_optimize_all`, as jitted straight-line blocks called from Python,
     for groups of :data:`HOST_GROUP_ROWS` code sets spread over the devices."""
     keys, devices = _row_keys(key, codes.shape[0]), jax.local_devices()
+    if devices[0].platform == "cpu":  # more CPU devices than cores only cost compilations
+        devices = devices[: usable_cores()]
     floats = (lam, xi_min, xi_max, smoothing, learning_rate)
     groups = []
     for index, first_row in enumerate(range(0, codes.shape[0], HOST_GROUP_ROWS)):
