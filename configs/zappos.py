@@ -23,10 +23,11 @@ Analyse the shipped models:
 
     latentjax reproduce --config configs/zappos.py --workdir runs/zappos
 
-Expected: about 16 min 20 s on a 2-core CPU (14 min 21 s measured, plus the finder comparison's
-120 s); Table 1 mean IR 0.39 ± 0.10 over 3 seeds (Boot 0.57, Sandal 0.33, Shoe 0.27; chance
-0.10; the paper prints no numbers for this dataset); cross-class target share at distance 9:
-InterFaceGAN 0.96, GANSpace 0.90, SeFa 0.86, Method A 0.61, random 0.15 (docs/results.md).
+Expected: 11 min 3 s on a 2-core AMD EPYC (at 18deabe, TFDS's preparation included); Table 1
+mean IR 0.48 ± 0.06 over 3 seeds (Boot 0.60, Sandal 0.40, Shoe 0.43; chance 0.10; the paper
+prints no numbers for this dataset; Method B's sets follow floating-point rounding, so these
+move between CPU kinds); cross-class target share at distance 9: InterFaceGAN 0.96, GANSpace
+0.90, SeFa 0.86, Method B 0.78, Method A 0.61, random 0.15 (docs/results.md).
 """
 
 import ml_collections
