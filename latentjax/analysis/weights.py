@@ -375,9 +375,25 @@ _advance_jit = jax.jit(_advance_all, static_argnames=("loop", "num_steps", "unro
 HOST_BLOCK_STEPS = 10
 #: Code sets per call of ``loop='host'``. The groups are dealt to the devices in turn (on CPU, to
 #: as many as there are cores) and run at once (XLA:CPU leaves a core idle in one call of these
-#: small convolutions). The size is fixed,
-#: not one group per device, so the numbers do not depend on how many devices there are.
+#: small convolutions). The size is fixed, not one group per device, so the numbers do not depend
+#: on how many devices there are.
 HOST_GROUP_ROWS = 5
+
+
+class _HostGroup(NamedTuple):
+    """One group's inputs to the host loop, placed on its device."""
+
+    generate: Callable
+    classify: Callable
+    codes: jax.Array
+    classes: jax.Array
+    keys: jax.Array
+    lam: jax.Array
+    xi_min: jax.Array
+    xi_max: jax.Array
+    smoothing: jax.Array
+    learning_rate: jax.Array
+    init: jax.Array
 
 
 def _optimize_host(generate, classify, codes, classes, key, lam, xi_min, xi_max, smoothing,
@@ -387,37 +403,39 @@ def _optimize_host(generate, classify, codes, classes, key, lam, xi_min, xi_max,
     keys, devices = _row_keys(key, codes.shape[0]), jax.local_devices()
     if devices[0].platform == "cpu":  # more CPU devices than cores only cost compilations
         devices = devices[: usable_cores()]
-    floats = (lam, xi_min, xi_max, smoothing, learning_rate)
-    groups = []
-    for index, first_row in enumerate(range(0, codes.shape[0], HOST_GROUP_ROWS)):
-        rows = slice(first_row, first_row + HOST_GROUP_ROWS)
-        group = jax.device_put(
-            (generate, classify, codes[rows], classes[rows], keys[rows], floats, init),
+    groups = [
+        jax.device_put(
+            _HostGroup(generate, classify, codes[rows], classes[rows], keys[rows], lam, xi_min,
+                       xi_max, smoothing, learning_rate, init),
             devices[index % len(devices)],
         )
-        base, invalid, carry = _start_jit(*group[:4], group[6], group[5][4], loop)
-        groups.append(dict(inputs=group, base=base, invalid=invalid, carry=carry, losses=[], paths=[]))
+        for index, rows in enumerate(
+            slice(first, first + HOST_GROUP_ROWS) for first in range(0, codes.shape[0], HOST_GROUP_ROWS)
+        )
+    ]
+    starts = [_start_jit(g.generate, g.classify, g.codes, g.classes, g.init, g.learning_rate, loop) for g in groups]
+    carries = [carry for _, _, carry in starts]
+    losses, paths = [[] for _ in groups], [[] for _ in groups]
     for first in range(0, loop.total_steps, HOST_BLOCK_STEPS):
-        for g in groups:  # dispatched without waiting: the devices run their groups at once
-            (generate_g, classify_g, codes_g, classes_g, keys_g, floats_g, _) = g["inputs"]
-            g["carry"], block_losses, path = _advance_jit(
-                generate_g, classify_g, codes_g, g["base"], classes_g, keys_g, *floats_g, g["carry"],
-                jnp.int32(first), loop=loop, num_steps=min(HOST_BLOCK_STEPS, loop.total_steps - first),
-                unrolled=True, keep_path=bool(snapshot_steps),
+        for i, (g, (base, _, _)) in enumerate(zip(groups, starts)):
+            # Dispatched without waiting: the devices run their groups at once.
+            carries[i], block_losses, path = _advance_jit(
+                g.generate, g.classify, g.codes, base, g.classes, g.keys, g.lam, g.xi_min, g.xi_max,
+                g.smoothing, g.learning_rate, carries[i], jnp.int32(first), loop=loop,
+                num_steps=min(HOST_BLOCK_STEPS, loop.total_steps - first), unrolled=True,
+                keep_path=bool(snapshot_steps),
             )
-            g["losses"].append(block_losses)
-            g["paths"].append(path)
+            losses[i].append(block_losses)
+            paths[i].append(path)
         if progress is not None:
-            jax.block_until_ready([g["losses"][-1] for g in groups])
+            jax.block_until_ready([group_losses[-1] for group_losses in losses])
             progress(min(first + HOST_BLOCK_STEPS, loop.total_steps), loop.total_steps)
-    results = []
-    for g in groups:
-        (generate_g, classify_g, codes_g, classes_g, _, floats_g, _) = g["inputs"]
-        path = jnp.concatenate(g["paths"], axis=1) if snapshot_steps else None
-        results.append(_finish_jit(
-            generate_g, classify_g, codes_g, classes_g, floats_g[1], floats_g[2], g["carry"],
-            jnp.concatenate(g["losses"], axis=1), path, floats_g[4], loop, snapshot_steps,
-        ))
-    gathered = jax.device_put(results, devices[0])
-    result = jax.tree.map(lambda *parts: jnp.concatenate(parts), *gathered)
-    return result, sum(jax.device_put([g["invalid"] for g in groups], devices[0]))
+    results = [
+        _finish_jit(g.generate, g.classify, g.codes, g.classes, g.xi_min, g.xi_max, carry,
+                    jnp.concatenate(group_losses, axis=1),
+                    jnp.concatenate(group_paths, axis=1) if snapshot_steps else None,
+                    g.learning_rate, loop, snapshot_steps)
+        for g, carry, group_losses, group_paths in zip(groups, carries, losses, paths)
+    ]
+    gathered = jax.device_put((results, [invalid for _, invalid, _ in starts]), devices[0])
+    return jax.tree.map(lambda *parts: jnp.concatenate(parts), *gathered[0]), sum(gathered[1])
