@@ -1,6 +1,7 @@
 """Strict settings for the whole suite (as equinox's conftest) and shared fixtures."""
 
 import atexit
+import fcntl
 import os
 import pathlib
 import shutil
@@ -14,13 +15,19 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # The one setting through which tests find the real data (the library reads it too).
 os.environ.setdefault("LATENTJAX_DATA_DIR", str(REPO.parent / "shared" / "data"))
 
-# One on-disk cache of compiled programs for the whole run, shared by the test processes and the
-# processes they start (command-line runs, a killed sweep, the notebook's kernel): most of the
-# suite's time is XLA compiling, often the same program in several processes. The process that
-# makes the folder (pytest's first, before it starts its workers) removes it at exit.
-if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="latentjax-tests-xla-")
-    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+# One temporary folder for the whole run, shared by the test processes and the processes they
+# start (command-line runs, a killed sweep, the notebook's kernel); the process that makes it
+# (pytest's first, before it starts its workers) removes it at exit. It holds:
+# - the on-disk cache of compiled programs: most of the suite's time is XLA compiling, often the
+#   same program in several processes. Every program is cached, not only those over JAX's default
+#   1 s: the many sub-second ones, compiled again in each process, add up to minutes;
+# - the datasets as tensorflow-datasets prepares them, prepared once, not once per worker.
+if "LATENTJAX_TESTS_SHARED_DIR" not in os.environ:
+    os.environ["LATENTJAX_TESTS_SHARED_DIR"] = tempfile.mkdtemp(prefix="latentjax-tests-")
+    atexit.register(shutil.rmtree, os.environ["LATENTJAX_TESTS_SHARED_DIR"], ignore_errors=True)
+SHARED_DIR = pathlib.Path(os.environ["LATENTJAX_TESTS_SHARED_DIR"])
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(SHARED_DIR / "xla"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
@@ -57,12 +64,20 @@ def zappos_data_root() -> pathlib.Path:
     return require_data("ut-zappos50k-subset")
 
 
-@pytest.fixture(scope="session")
-def tfds_dir(tmp_path_factory, fashion_data_root) -> pathlib.Path:
-    """A fresh TFDS data dir, prepared once per session from the local canonical files."""
-    directory = tmp_path_factory.mktemp("tfds")
-    data.prepare_dataset("fashion_mnist", tfds_data_dir=directory)
+def prepared_once(name: str) -> pathlib.Path:
+    """A TFDS data dir holding ``name``, prepared from the real files by the first test process
+    that asks (the others wait for it); tests read it and never write to it."""
+    directory = SHARED_DIR / f"tfds-{name}"
+    with open(SHARED_DIR / f"tfds-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data.prepare_dataset(name, tfds_data_dir=directory)  # a no-op once prepared
     return directory
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(fashion_data_root) -> pathlib.Path:
+    """A TFDS data dir with Fashion-MNIST, prepared once per run from the local canonical files."""
+    return prepared_once("fashion_mnist")
 
 
 @pytest.fixture
@@ -77,8 +92,6 @@ def default_config():
 
 
 @pytest.fixture(scope="session")
-def zappos_tfds_dir(tmp_path_factory, zappos_data_root) -> pathlib.Path:
-    """A fresh TFDS data dir with UT Zappos50K (three classes) built from the real archive."""
-    directory = tmp_path_factory.mktemp("tfds-zappos")
-    data.prepare_dataset("ut_zappos50k", tfds_data_dir=directory)
-    return directory
+def zappos_tfds_dir(zappos_data_root) -> pathlib.Path:
+    """A TFDS data dir with UT Zappos50K (three classes) built once per run from the real archive."""
+    return prepared_once("ut_zappos50k")
