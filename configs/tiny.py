@@ -17,8 +17,10 @@ from default import get_config as _default  # configs/ is on sys.path while this
 TINY_ANALYSIS = dict(
     seeds=(0, 1),
     samples_per_class=2,
-    # Few prior codes pass 0.9 for the rarest classes; 0.5 keeps the draw short.
+    # Few prior codes pass 0.9 for the rarest classes; 0.5 keeps the draw short, and at 0.5
+    # one batch of 256 holds two codes of every class (1024 cost the tests seconds per draw).
     threshold=0.5,
+    sample_batch=256,
     m=1,
     k=3,
     weight_steps=3,
