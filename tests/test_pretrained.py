@@ -44,23 +44,23 @@ def test_shipped_models_record_their_config(models):
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="the shipped models' Method B loss has many minima and a 1e-6 change of the codes can "
     "pick another (docs/results.md, 'Why the shipped models' sets cannot be made identical'); "
     "strict, so this fails the day a reading settles there",
 )
 def test_converged_method_b_sets_do_not_move_with_rounding_on_the_shipped_models(models):
-    """On the shipped models (small: 3 classes, 6 codes each), the converged Method B should give
-    the same top-10 sets for codes moved by 1e-6 (relative) and for the host and device loops."""
+    """On the shipped models (small: 2 classes, 6 codes each), the converged Method B should give
+    the same top-10 sets for codes moved by 1e-6 (relative). Both classes' sets move on the 2-core
+    AMD EPYC of docs/results.md (class 5's does not, so it is left out: its run would only add time)."""
+    classes = jax.numpy.array([1, 9])
     codes = lj.sample_class_latents(
         models.generate, models.classify, jax.random.key(0), latent_dim=100, num_classes=10,
         samples_per_class=6,
-    ).codes[jax.numpy.array([1, 5, 9])]
-    classes = jax.numpy.array([1, 5, 9])
-    run = lambda c, loop="auto": lj.optimize_weights(
-        models.generate, models.classify, c, jax.random.key(1), classes=classes, loop=loop,
-        **lj.CONVERGED_READING,
+    ).codes[classes]
+    run = lambda c: lj.optimize_weights(
+        models.generate, models.classify, c, jax.random.key(1), classes=classes, **lj.CONVERGED_READING
     ).weights
-    reference = run(codes)
-    for other in (run(codes * (1 + 1e-6)),):
-        np.testing.assert_array_equal(lj.controlling_set(other, k=10), lj.controlling_set(reference, k=10))
-        np.testing.assert_allclose(other, reference, atol=2e-4)
+    reference, moved = run(codes), run(codes * (1 + 1e-6))
+    np.testing.assert_array_equal(lj.controlling_set(moved, k=10), lj.controlling_set(reference, k=10))
+    np.testing.assert_allclose(moved, reference, atol=2e-4)
