@@ -13,6 +13,16 @@ from latentjax.analysis import weights as weights_module
 import planted
 
 
+@pytest.fixture(scope="module", autouse=True)
+def short_host_blocks():
+    """Method B's host loop in blocks of 3 steps here, not 10: each block length is a program
+    unrolled and compiled per device and group size, and these tests compare runs with each other,
+    which holds for any block length (and shorter blocks put more block edges inside the runs)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(weights_module, "HOST_BLOCK_STEPS", 3)
+        yield
+
+
 @pytest.fixture(scope="module")
 def codes():
     return planted.class_codes()
