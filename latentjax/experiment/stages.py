@@ -28,6 +28,7 @@ from latentjax.analysis.evaluation import DirectionEvaluation, evaluate_directio
 from latentjax.analysis.finders import find_directions
 from latentjax.analysis.latents import ClassLatents, invert_images, sample_class_latents
 from latentjax.analysis.manipulation import ManipulationResult, compare_sets
+from latentjax.analysis.parallel import stack_pytrees
 from latentjax.analysis.sets import controlling_set, intersection_ratio, signed_directions, top_k_mask
 from latentjax.analysis.structure import tsne_embedding
 from latentjax.analysis.weights import WeightResult, optimize_weights
@@ -304,9 +305,7 @@ def compare_finders(
             generate, classify, codes, found, distances, mode="cross",
             targets=jnp.asarray(a.cross_targets), chunk_size=chunk,
         ))
-    stack = lambda results: jax.tree.map(lambda *x: jnp.stack(x), *results)._replace(
-        distances=jnp.asarray(distances)
-    )
+    stack = lambda results: stack_pytrees(results)._replace(distances=jnp.asarray(distances))
     # Pictures: the first seed's first held-out code per class, moved by the largest distance.
     first, units = jnp.asarray(held_out.codes[0][:, 0]), directions[0]
     units = units / jnp.linalg.norm(units, axis=-1, keepdims=True)
