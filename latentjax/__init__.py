@@ -8,6 +8,8 @@ functions:
 - :func:`sample_class_latents`, :func:`invert_images`: the latent sample sets ``Z_j``;
 - :func:`compute_apcr`: Method A (sequential intervention, APCR and score curves);
 - :func:`optimize_weights`: Method B (optimised weight vectors in [-1, 1]^N);
+- :func:`weight_stability`, :func:`apcr_stability`: either method as stability selection
+  (selection probabilities over half-sample fits, a stable set and its error bound);
 - :func:`top_k_mask`, :func:`controlling_set`, :func:`intersection_ratio`: the sets and Table 1;
 - :func:`manipulate`, :func:`edit_codes`: shifting codes along a signed set of dimensions, or
   along any saved direction;

@@ -31,12 +31,30 @@ from latentjax.analysis.sets import (
     signed_directions,
     top_k_mask,
 )
+from latentjax.analysis.stability import (
+    Stability,
+    apcr_stability,
+    complementary_halves,
+    selection_stability,
+    stability_bound,
+    stable_set_agreement,
+    weight_fits,
+    weight_stability,
+)
 from latentjax.analysis.statistics import bootstrap_interval, mean_and_intervals
 from latentjax.analysis.structure import knn_class_accuracy, tsne_embedding
 from latentjax.analysis.weights import CONVERGED_READING, WeightResult, optimize_weights, weight_objective
 
 __all__ = [
     "APCRResult",
+    "Stability",
+    "apcr_stability",
+    "complementary_halves",
+    "selection_stability",
+    "stability_bound",
+    "stable_set_agreement",
+    "weight_fits",
+    "weight_stability",
     "ClassLatents",
     "DirectionEvaluation",
     "FINDERS",

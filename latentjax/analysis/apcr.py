@@ -43,12 +43,16 @@ class APCRResult(NamedTuple):
       directions: ``[N, C]`` in {-1, 0, 1}: the sign of the mean score change between positive
         and negative offsets (the direction along ``e_i`` that raises ``Q_j``).
       offsets: ``[2m + 1]``, the latent offsets ``k * delta``.
+      per_code: ``[S, N, C]``, each code's own APCR (``apcr`` is its mean over codes): what
+        :func:`latentjax.apcr_stability` resamples, with no further model evaluation. ``None``
+        in artefacts written before it was kept.
     """
 
     apcr: jax.Array
     curves: jax.Array
     directions: jax.Array
     offsets: jax.Array
+    per_code: jax.Array | None = None
 
 
 def _apcr_core(
@@ -97,16 +101,18 @@ def _apcr_core(
             change = change / (s0[c, s] + eps)
         weight = valid.astype(score.dtype)
         apcr_bins = jnp.zeros((num_sets * latent_dim,), score.dtype)
+        code_bins = jnp.zeros((num_sets * num_samples * latent_dim,), score.dtype)
         curve_bins = jnp.zeros((num_sets * latent_dim * num_offsets,), score.dtype)
         return (
             apcr_bins.at[c * latent_dim + i].add(weight * change),
+            code_bins.at[(c * num_samples + s) * latent_dim + i].add(weight * change),
             curve_bins.at[(c * latent_dim + i) * num_offsets + k].add(weight * score),
             _validation.invalid_probability_rows(probs, valid, independent),
         )
 
     operands = (generate, classify, codes, classes, s0, delta, eps.astype(codes.dtype))
     num_rows = num_sets * latent_dim * num_offsets * num_samples
-    change_sum, score_sum, invalid_shifted = sum_over_rows(
+    change_sum, code_sum, score_sum, invalid_shifted = sum_over_rows(
         chunk_sums, operands, num_rows, chunk_size, mesh, report_progress
     )
     apcr = change_sum.reshape(num_sets, latent_dim) / (num_offsets * num_samples)  # [C, N]
@@ -117,7 +123,11 @@ def _apcr_core(
         jnp.mean(mean_scores[..., m:], axis=-1) - jnp.mean(mean_scores[..., :m], axis=-1)
     )
     offsets = jnp.arange(-m, m + 1).astype(codes.dtype) * delta
-    result = APCRResult(apcr.T, jnp.transpose(curves, (1, 2, 0)), directions.T, offsets)
+    # Its own bins, not apcr's divided up: apcr keeps the summation order it always had.
+    per_code = code_sum.reshape(num_sets, num_samples, latent_dim) / num_offsets
+    result = APCRResult(
+        apcr.T, jnp.transpose(curves, (1, 2, 0)), directions.T, offsets, jnp.transpose(per_code, (1, 2, 0))
+    )
     return result, invalid + invalid_shifted
 
 
@@ -159,7 +169,8 @@ def compute_apcr(
         under the caller's ``jit``/``vmap``); the numbers are the same with or without it.
 
     Returns:
-      :class:`APCRResult` with ``apcr[N, C']``, ``curves[N, 2m+1, C']``, ``directions[N, C']``.
+      :class:`APCRResult` with ``apcr[N, C']``, ``curves[N, 2m+1, C']``, ``directions[N, C']``,
+      ``per_code[S, N, C']``.
 
     Example (a classifier that looks only at latent dimension 2):
 
