@@ -25,6 +25,7 @@ TINY_ANALYSIS = dict(
     k=3,
     weight_steps=3,
     weight_batch=2,
+    weight_pairs=1,
     num_alphas=3,
     manipulation_samples=2,
     inversion_per_class=2,

@@ -46,6 +46,9 @@ NUMBERS: tuple[tuple[str, dict, str], ...] = tuple(
             "finder_samples_per_class", "finder_components", "finder_prior_samples")), POSITIVE_INT, ""),
         # 0 means "all codes" (weight_batch) and "u drawn at random" (weight_xi_nodes).
         (("analysis.weight_batch", "analysis.weight_xi_nodes"), NON_NEGATIVE_INT, ""),
+        (("analysis.weight_pairs",), NON_NEGATIVE_INT, " (0 = one run of Method B per seed)"),
+        (("analysis.stability_q",), NON_NEGATIVE_INT, " (0 = analysis.k)"),
+        (("analysis.stability_threshold",), dict(low=0.5, high=1, low_open=True), ""),
         (("analysis.chunk_size",), NON_NEGATIVE_INT, " (0 = the backend's default)"),
         (tuple(f"analysis.{k}" for k in (
             "delta", "eps", "weight_learning_rate", "xi_min", "xi_max", "alpha_max", "tsne_perplexity",
@@ -186,6 +189,17 @@ def _check_analysis(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(
             f"config.analysis.weight_init={a.weight_init!r}: expected a number in [-1, 1] "
             "(Method B's weights live there; in (-1, 1) with parametrization='tanh')."
+        )
+    if a.get("weight_pairs", 0) and (a.stability_q or a.k) > config.latent_dim:
+        raise ConfigError(
+            f"config.analysis.stability_q={a.stability_q!r}: expected at most "
+            f"config.latent_dim={config.latent_dim} (0 = analysis.k)."
+        )
+    if a.get("weight_pairs", 0) and a.samples_per_class < 2:
+        raise ConfigError(
+            f"config.analysis.samples_per_class={a.samples_per_class!r} with weight_pairs="
+            f"{a.weight_pairs!r}: stability selection splits the codes into two halves, expected "
+            "at least 2 (or weight_pairs=0)."
         )
     if a.xi_min > a.xi_max:
         raise ConfigError(

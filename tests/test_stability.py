@@ -3,12 +3,14 @@
 import chex
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
 import latentjax as lj
 from latentjax.analysis import stability
 from latentjax.analysis import weights as weights_module
+from latentjax.experiment import stages
 
 import planted
 
@@ -142,6 +144,31 @@ def test_one_compilation_for_any_key(codes, monkeypatch):
     for seed in (1, 2):
         lj.weight_stability(planted.generate, planted.classify, codes, jax.random.key(seed), pairs=2,
                             q=planted.K, steps=3, batch_size=4, loop="device")
+
+
+def test_the_pipeline_stage_is_the_estimator_seed_by_seed(codes):
+    """Reproduce and sweep read Method B through stages.optimised_weights: every seed's answer
+    is weight_stability with that seed's key, and Method A's halves are the same."""
+    a = ml_collections.ConfigDict(dict(
+        seeds=(4, 7), k=planted.K, weight_pairs=2, stability_q=0, stability_threshold=0.9, lam=0.2,
+        xi_min=1.0, xi_max=3.0, weight_steps=6, weight_batch=4, weight_learning_rate=0.05, weight_init=0.5,
+        parametrization="box", weight_solver="adam", weight_xi_nodes=0, weight_smoothing=0.0,
+        weight_schedule="constant", weight_penalty="l2",
+    ))
+    both = jnp.stack([codes, codes[:, ::-1]])
+    stage = stages.optimised_weights(planted.generate, planted.classify, a, lj.ClassLatents(both, None, None))
+    for index, key in enumerate(stages.seed_keys(a.seeds, 1)):
+        alone = lj.weight_stability(
+            planted.generate, planted.classify, both[index], key, pairs=2, q=planted.K, threshold=0.9,
+            **stages.method_b_options(a),
+        )
+        np.testing.assert_allclose(stage.stability.fit_scores[index], alone.fit_scores, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(stage.stability.probability[index], alone.probability)
+        np.testing.assert_array_equal(
+            lj.top_k_mask(jnp.abs(stage.weights[index]), planted.K), lj.top_k_mask(stability.stable_ranking(alone), planted.K)
+        )
+    assert stage.weights.shape == (2, planted.NUM_CLASSES, planted.LATENT_DIM)
+    assert float(jnp.max(jnp.abs(stage.weights))) <= 1.0
 
 
 def test_fits_split_over_devices_give_the_numbers_of_one(codes):

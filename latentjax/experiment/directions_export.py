@@ -21,7 +21,8 @@ from latentjax.experiment import stages
 
 def run_directions(a, apcr, weights, finder_directions=None) -> dict[str, np.ndarray]:
     """``{finder: directions[seeds, C, N]}``: Methods A and B's signed K-sets, Method B's raw
-    ``w*`` (``weights_raw``; ``weights[seeds, C, N]``) and, when the run compared finders
+    ``weights[seeds, C, N]`` (``weights_raw``: one run's ``w*``, or with stability selection
+    the signed ranking by selection probability) and, when the run compared finders
     (``finder_directions[seeds, F, C, N]``), every finder's directions."""
     high, control = stages.analysis_sets(a, apcr, weights)
     found = {

@@ -147,7 +147,15 @@ def figure_table1(path, results):
     names = results["class_names"]
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(10, 4))
-    ax.bar(x - 0.2, ir["mean_per_class"], 0.4, yerr=ir["std_per_class"], capsize=3, label="latentjax (mean ± sd over seeds)")
+    st = results.get("stability")
+    if st:  # the interval over the complementary pairs (first seed)
+        row = next(iter(st["per_seed"].values()))["top_k_ratio"]
+        value = np.asarray(ir["mean_per_class"])
+        error = np.stack([value - np.asarray(row["low"]), np.asarray(row["high"]) - value]).clip(0)
+        label = f"latentjax ({round(100 * st['confidence'])}% interval over pairs)"
+    else:
+        error, label = ir["std_per_class"], "latentjax (mean ± sd over seeds)"
+    ax.bar(x - 0.2, ir["mean_per_class"], 0.4, yerr=error, capsize=3, label=label)
     if results["paper_table_1"]:
         ax.bar(x + 0.2, results["paper_table_1"], 0.4, label="Li et al. 2020, Table 1")
     ax.axhline(results["chance_level"], color="k", linestyle=":", label=f"chance K/N = {results['chance_level']:.2f}")
@@ -233,12 +241,56 @@ def render_finders(results: dict) -> list[str]:
     ] + [f"### {caption}\n\n![{caption}]({name})" for name, caption in FINDER_FIGURES.items()]
 
 
+def render_stability(results: dict) -> list[str]:
+    """Table 1 the identifiable way: both stable sets per class, and each class's top K of
+    Method B's ``pi`` with the stable ones marked (the sets the manipulation moves along)."""
+    st = results.get("stability")
+    if not st:
+        return []
+    names = results["class_names"]
+    seed = next(iter(st["per_seed"]))
+    row = st["per_seed"][seed]
+    interval = lambda name, j: f"{row[name]['value'][j]:.0f} [{row[name]['low'][j]:.0f}, {row[name]['high'][j]:.0f}]"
+    listed = lambda method, j: ", ".join(
+        f"{'**' if d['stable'] else ''}{d['dim']}{'**' if d['stable'] else ''} ({d['probability']:.2f})"
+        for d in row[method][j]["dimensions"]
+    )
+    rows = [
+        [names[j], interval("size_first", j), interval("size_second", j), interval("overlap", j),
+         f"{row['top_k_ratio']['value'][j]:.1f} [{row['top_k_ratio']['low'][j]:.1f}, {row['top_k_ratio']['high'][j]:.1f}]"]
+        for j in range(len(names))
+    ]
+    means = st["class_mean"]
+    rows.append(["**mean**"] + [
+        f"{means[m]['value']:.2f} [{means[m]['low']:.2f}, {means[m]['high']:.2f}]"
+        for m in ("size_first", "size_second", "overlap", "top_k_ratio")
+    ])
+    return [
+        "## Stable sets: what each method singles out",
+        f"Each method fitted {st['fits']} times per class, on complementary halves of the codes ({st['pairs']} pairs; "
+        f"Method B with its own key per fit, Method A by averaging each code's APCR over the half). π is the share of fits "
+        f"whose top {st['q']} holds a dimension; the stable set is {{π ≥ {st['threshold']:g}}}, and the expected number of "
+        f"its dimensions per class that are selected no better than at random is at most {st['error_bound']:.2f} "
+        f"(Shah and Samworth 2013). Seed {seed}; {round(100 * st['confidence'])}% intervals resample the pairs. "
+        "The last column is Table 1 as the paper reads it: Method A's top K on all codes against the top K of "
+        "Method B's π.",
+        _table(["class", "|stable A|", "|stable B|", "overlap", "IR (top K of π)"], rows),
+        "Each class's top K by π, stable ones in bold (Method B's are the sets the manipulation below moves "
+        "along; Method A's manipulation uses its top K on all codes):",
+        _table(["class", "Method A", "Method B"], [[names[j], listed("apcr", j), listed("weights", j)] for j in range(len(names))]),
+    ]
+
+
 def method_b_summary(a) -> str:
     """One line saying which reading of Method B ran, with its settings."""
     batch = "all codes" if a["weight_batch"] == 0 else f"batch {a['weight_batch']}"
     xi = (f"ξ at {a['weight_xi_nodes']} Gauss-Legendre nodes of [{a['xi_min']}, {a['xi_max']}]"
           if a["weight_xi_nodes"] else f"ξ ~ U[{a['xi_min']}, {a['xi_max']}]")
-    return (
+    fits = (
+        f"stability selection over {2 * a['weight_pairs']} half-sample fits per class, each "
+        if a.get("weight_pairs") else "one run per seed and class: "
+    )
+    return fits + (
         f"{a['weight_steps']} Adam steps ({a['weight_schedule']} lr from {a['weight_learning_rate']}, {batch}), "
         f"{xi}, smoothing {a['weight_smoothing']}, λ = {a['lam']} × {a['weight_penalty']}, "
         f"{a['parametrization']} constraint."
@@ -286,20 +338,26 @@ def render_markdown(results: dict) -> str:
                 ],
             )
         )
-    rows = [
-        [names[j], f"{ir['mean_per_class'][j]:.2f} ± {ir['std_per_class'][j]:.2f}", paper[j] if paper[j] is not None else "-"]
-        for j in range(len(names))
-    ]
+    from latentjax.experiment.reproduce import table1_cells  # reproduce imports this module when it writes
+
+    what, cells, mean = table1_cells(results)
+    rows = [[names[j], cells[j], paper[j] if paper[j] is not None else "-"] for j in range(len(names))]
     paper_mean = f"{np.mean(results['paper_table_1']):.2f}" if results["paper_table_1"] else "-"
-    rows.append(["**mean**", f"{ir['mean']:.2f} ± {ir['std_of_seed_means']:.2f}", paper_mean])
+    rows.append(["**mean**", mean, paper_mean])
+    reading = (
+        " Method B's set is the top K of its selection probabilities π (below)." if results.get("stability") else ""
+    )
     parts += [
         "## Table 1: intersection ratio of Methods A and B",
-        f"Chance level K/N = {results['chance_level']:.2f}. Ours: mean ± standard deviation over {len(a['seeds'])} seeds."
+        f"Chance level K/N = {results['chance_level']:.2f}. Ours: {what}.{reading}"
         + ("" if results["paper_table_1"] else
            f" The paper prints intersection ratios for Fashion-MNIST only, none for `{cfg['dataset']}`: "
            "its column is empty here."),
         _table(["class", "latentjax", "paper"], rows),
         "![Table 1](table1_intersection_ratio.png)",
+    ]
+    parts += render_stability(results)
+    parts += [
         "## Manipulation: top-K against bottom-K and random-K",
         f"Largest shift α = {a['alpha_max']}. Same class: codes move against the direction that raises their class; "
         "the rate is the share whose predicted class changes. Cross class: codes move along the target's set; the rate is "

@@ -39,9 +39,8 @@ from latentjax.analysis.manipulation import ManipulationResult
 from latentjax.analysis.sets import chance_level
 from latentjax.analysis.statistics import mean_and_intervals
 from latentjax.analysis.structure import knn_class_accuracy
-from latentjax.analysis.weights import WeightResult
 from latentjax.errors import IntegrityError
-from latentjax.experiment import directions_export, stages, workflows
+from latentjax.experiment import directions_export, stable_sets, stages, workflows
 from latentjax.experiment.provenance import provenance
 from latentjax.models import checkpoints, make_generator_layer
 from latentjax.models.pretrained import load_pretrained
@@ -57,16 +56,39 @@ def default_workdir(config) -> pathlib.Path:
     return pathlib.Path("runs") / f"reproduce-{config.dataset}-{stamp}"
 
 
+def table1_cells(results: dict) -> tuple[str, list[str], str]:
+    """Table 1's "ours" column as text: ``(what it shows, per class, the class mean)``.
+
+    With stability selection: each class's ratio with its interval over the complementary pairs
+    (first seed; the mean over seeds when there are several); else the mean ± sd over seeds.
+    """
+    ir, st = results["intersection_ratio"], results.get("stability")
+    if st:
+        seed = next(iter(st["per_seed"]))
+        row, mean = st["per_seed"][seed]["top_k_ratio"], st["class_mean"]["top_k_ratio"]
+        several = len(st["per_seed"]) > 1
+        cells = [
+            f"{ir['mean_per_class'][j]:.2f} [{row['low'][j]:.2f}, {row['high'][j]:.2f}]" for j in range(len(row["value"]))
+        ]
+        what = (f"{'mean over seeds, ' if several else ''}{round(100 * st['confidence'])}% interval over the "
+                f"{st['pairs']} pairs{' of seed ' + seed if several else ''}")
+        return what, cells, f"{ir['mean']:.2f} [{mean['low']:.2f}, {mean['high']:.2f}]"
+    cells = [f"{m:.2f} ± {sd:.2f}" for m, sd in zip(ir["mean_per_class"], ir["std_per_class"])]
+    return "mean ± sd over seeds", cells, f"{ir['mean']:.2f} ± {ir['std_of_seed_means']:.2f}"
+
+
 def summary(results: dict) -> str:
     """A few lines for the terminal: Table 1 ours beside the paper's, and the manipulation."""
-    ir = results["intersection_ratio"]
     paper = results["paper_table_1"]
-    lines = [f"Table 1 (K={results['k']}, chance {results['chance_level']:.2f}): class, ours (mean ± sd over seeds), paper"]
+    what, cells, mean = table1_cells(results)
+    lines = [f"Table 1 (K={results['k']}, chance {results['chance_level']:.2f}): class, ours ({what}), paper"]
     for j, name in enumerate(results["class_names"]):
         theirs = f"{paper[j]:.1f}" if paper else "-"
-        lines.append(f"  {j} {name:<12} {ir['mean_per_class'][j]:.2f} ± {ir['std_per_class'][j]:.2f}   {theirs}")
-    lines.append(f"  mean           {ir['mean']:.2f} ± {ir['std_of_seed_means']:.2f}   {np.mean(paper):.2f}" if paper else
-                 f"  mean           {ir['mean']:.2f} ± {ir['std_of_seed_means']:.2f}   - (the paper prints no numbers for this dataset)")
+        lines.append(f"  {j} {name:<12} {cells[j]}   {theirs}")
+    lines.append(f"  mean           {mean}   {np.mean(paper):.2f}" if paper else
+                 f"  mean           {mean}   - (the paper prints no numbers for this dataset)")
+    if results.get("stability"):
+        lines.extend(stable_sets.table_lines(results["stability"], results["class_names"]))
     same = results["manipulation"]["apcr_same"]
     lines.append("Same-class manipulation at alpha max (APCR sets): flip rate " + ", ".join(
         f"{name}-K {100 * same[name]['rate_at_alpha_max']:.0f}%" for name in ("top", "bottom", "random")))
@@ -88,7 +110,7 @@ def summary(results: dict) -> str:
 STAGE_TYPES = {
     "latents": ClassLatents,
     "apcr": APCRResult,
-    "weights": WeightResult,
+    "weights": stages.method_b_from_tree,
     "structure": stages.LatentStructure,
 }
 
@@ -119,7 +141,7 @@ def load_artefact(workdir: str | os.PathLike, stage: str) -> Any:
     """A finished stage's typed result, e.g. ``load_artefact(run, 'apcr').apcr[seed_index]``.
 
     Stages: ``latents`` (:class:`~latentjax.ClassLatents`), ``apcr``
-    (:class:`~latentjax.APCRResult`), ``weights`` (:class:`~latentjax.WeightResult`), each
+    (:class:`~latentjax.APCRResult`), ``weights`` (:class:`~latentjax.experiment.stages.MethodB`), each
     stacked over the analysis seeds; ``manipulation`` (``[source][mode][set]`` of
     :class:`~latentjax.ManipulationResult`); ``structure``
     (:class:`~latentjax.experiment.stages.LatentStructure`); ``finders``
@@ -291,7 +313,7 @@ def finder_summary(a, comparison: stages.FinderComparison, *, num_resamples: int
 
 
 def summarize(
-    config, a, source, metadata, latents: ClassLatents, apcr: APCRResult, weights: WeightResult,
+    config, a, source, metadata, latents: ClassLatents, apcr: APCRResult, weights: stages.MethodB,
     manip: stages.Manipulations, struct: stages.LatentStructure,
 ) -> dict:
     """Every number of the run, JSON-ready (what ``results.json`` holds)."""
@@ -311,6 +333,10 @@ def summarize(
             "rate_at_alpha_max_per_class": rate[:, -1].tolist(),
         }
 
+    class_names = list(data.dataset_spec(config.dataset).class_names)
+    stability = None
+    if weights.stability is not None:
+        stability = stable_sets.summarize_stability(a, apcr, weights, high, class_names)
     return {
         "latentjax_version": latentjax.__version__,
         "config": config.to_dict(),
@@ -319,7 +345,7 @@ def summarize(
             "trained_here": bool(a.train_models),
             "quality": metadata.get("quality", {}),
         },
-        "class_names": list(data.dataset_spec(config.dataset).class_names),
+        "class_names": class_names,
         "k": a.k,
         "chance_level": chance_level(a.k, latent_dim),
         "paper_table_1": list(PAPER_TABLE_1) if config.dataset == "fashion_mnist" else None,
@@ -330,6 +356,7 @@ def summarize(
             "mean": float(ir_matrix.mean()),
             "std_of_seed_means": float(ir_matrix.mean(1).std()),
         },
+        "stability": stability,
         "sets_seed0": {
             "high_correlated": [np.flatnonzero(row).tolist() for row in np.asarray(high[0])],
             "controlling": [np.flatnonzero(row).tolist() for row in np.asarray(control[0])],

@@ -5,7 +5,8 @@ Every stage runs all analysis seeds of a run as one program (stacked on a leadin
 1. :func:`class_latents`: the latent sets ``Z_j`` of every seed (``vmap`` over PRNG keys);
 2. :func:`correlation_scores`: Method A for every seed at once (the seeds' code sets are one
    APCR sweep whose rows are spread over all local devices);
-3. :func:`optimised_weights`: Method B for every seed (``vmap`` over code sets and keys);
+3. :func:`optimised_weights`: Method B for every seed (``vmap`` over code sets and keys), as
+   stability selection over half-sample fits (:mod:`latentjax.analysis.stability`) or one run;
 4. :func:`manipulations`: top-, bottom- and random-K sets of both methods, same and cross class;
 5. :func:`latent_structure`: inverted real images, t-SNE and the kNN numbers' inputs;
 6. :func:`compare_finders`: every finder of ``a.finders`` (the paper's two methods, GANSpace,
@@ -31,7 +32,9 @@ from latentjax.analysis.manipulation import ManipulationResult, compare_sets
 from latentjax.analysis.parallel import stack_pytrees
 from latentjax.analysis.sets import controlling_set, intersection_ratio, signed_directions, top_k_mask
 from latentjax.analysis.structure import tsne_embedding
-from latentjax.analysis.weights import WeightResult, optimize_weights
+from latentjax.analysis import stability
+from latentjax.analysis.stability import Stability
+from latentjax.analysis.weights import optimize_weights
 
 #: Manipulation results by method, mode and set: ``result[source][mode][set_name]``.
 SOURCES = ("apcr", "weights")
@@ -126,20 +129,82 @@ def correlation_scores(generate, classify, a, latents: ClassLatents, progress=No
     per_seed = lambda x: jnp.moveaxis(x.reshape(*x.shape[:-1], num_seeds, num_classes), -2, 0)
     return APCRResult(
         per_seed(result.apcr), per_seed(result.curves), per_seed(result.directions),
-        jnp.broadcast_to(result.offsets, (num_seeds, *result.offsets.shape)),
+        jnp.broadcast_to(result.offsets, (num_seeds, *result.offsets.shape)), per_seed(result.per_code),
+    )
+
+
+class MethodB(NamedTuple):
+    """Method B's stage, stacked over the analysis seeds.
+
+    ``weights[seeds, C, N]`` read like ``w*``: ``|.|`` ranks the dimensions, the sign is the
+    direction that raises ``Q_j``. With ``a.weight_pairs > 0`` (stability selection) they are
+    :func:`~latentjax.analysis.stability.signed_ranking` of ``stability`` (the top ``K`` of
+    ``pi``, ties by mean ``|w|``), ``losses[seeds, C, steps]`` the fits' mean, and
+    ``snapshots[seeds, C, T, N]`` the same reading after each snapshot step; with
+    ``a.weight_pairs = 0`` they are one run's ``w*`` and ``stability`` is ``None``.
+    """
+
+    weights: jax.Array
+    losses: jax.Array
+    snapshots: jax.Array | None = None
+    stability: Stability | None = None
+
+
+def method_b_from_tree(**tree) -> MethodB:
+    """A saved Method B stage (nested dicts of arrays) as :class:`MethodB`."""
+    stability = tree.pop("stability", None)
+    return MethodB(**tree, stability=None if stability is None else Stability(**stability))
+
+
+def stability_q(a) -> int:
+    """Dimensions each fit selects: ``a.stability_q``, or ``a.k`` when it is 0."""
+    return int(a.get("stability_q", 0) or a.k)
+
+
+def method_b_options(a) -> dict:
+    """``a``'s Method B settings as :func:`~latentjax.optimize_weights` keywords."""
+    return dict(
+        lam=a.lam, xi_range=(a.xi_min, a.xi_max), steps=a.weight_steps, batch_size=a.weight_batch,
+        learning_rate=a.weight_learning_rate, init=a.weight_init, parametrization=a.parametrization,
+        solver=a.weight_solver, xi_nodes=a.weight_xi_nodes, smoothing=a.weight_smoothing,
+        schedule=a.weight_schedule, penalty=a.weight_penalty,
     )
 
 
 def optimised_weights(
     generate, classify, a, latents: ClassLatents, snapshot_steps=(), progress=None
-) -> WeightResult:
+) -> MethodB:
     """Method B for every seed: ``weights[seeds, C, N]`` and ``losses[seeds, C, steps]``.
 
-    ``snapshot_steps``: also ``w`` after each of these steps, ``snapshots[seeds, C, T, N]``.
+    With ``a.weight_pairs = P > 0``, stability selection: every seed's ``2P`` half-sample fits
+    per class (:func:`~latentjax.analysis.stability.weight_fits`, key ``seed_keys(seeds, 1)``,
+    so Method A's :func:`apcr_stabilities` uses the same halves), all seeds' fits one batch of
+    code sets. With ``P = 0``, one run per seed and class, as the paper reads it.
+    ``snapshot_steps``: also the reading after each of these steps, ``snapshots[seeds, C, T, N]``.
     """
-
     codes = jnp.asarray(latents.codes)
     num_seeds, num_classes = codes.shape[:2]
+    pairs = int(a.get("weight_pairs", 0))
+    options = dict(method_b_options(a), snapshot_steps=tuple(snapshot_steps), progress=progress)
+    if pairs:
+        inputs = jax.vmap(lambda c, k: stability.fit_inputs(c, k, pairs))(codes, seed_keys(a.seeds, 1))
+        result = optimize_weights(
+            generate, classify, *(x.reshape(-1, *x.shape[2:]) for x in inputs[:2]),
+            classes=inputs[2].reshape(-1), **options,
+        )
+        fits = 2 * pairs
+        # [seeds * C * F, ...] -> [seeds, F, C, ...]
+        per_fit = lambda x: jnp.swapaxes(x.reshape(num_seeds, num_classes, fits, *x.shape[1:]), 1, 2)
+        select = jax.vmap(lambda w: stability.selection_stability(w, q=stability_q(a), threshold=a.stability_threshold))
+        found = select(per_fit(result.weights))
+        snapshots = None
+        if result.snapshots is not None:
+            steps_first = jnp.moveaxis(per_fit(result.snapshots), 3, 0)  # [T, seeds, F, C, N]
+            rankings = jnp.stack([jax.vmap(stability.signed_ranking)(select(w)) for w in steps_first])
+            snapshots = jnp.moveaxis(rankings, 0, 2)
+        return MethodB(
+            jax.vmap(stability.signed_ranking)(found), jnp.mean(per_fit(result.losses), axis=1), snapshots, found
+        )
     # Every seed's classes as one batch of code sets, each with the key a per-seed call would
     # give it (fold_in(seed key, class)): one program, the same numbers as seed by seed.
     keys = jax.vmap(lambda k: jax.vmap(lambda c: jax.random.fold_in(k, c))(jnp.arange(num_classes)))(
@@ -147,19 +212,26 @@ def optimised_weights(
     )
     result = optimize_weights(
         generate, classify, codes.reshape(num_seeds * num_classes, *codes.shape[2:]),
-        keys.reshape(-1), classes=jnp.tile(jnp.arange(num_classes), num_seeds), lam=a.lam,
-        xi_range=(a.xi_min, a.xi_max), steps=a.weight_steps, batch_size=a.weight_batch,
-        learning_rate=a.weight_learning_rate, init=a.weight_init,
-        parametrization=a.parametrization, solver=a.weight_solver, xi_nodes=a.weight_xi_nodes,
-        smoothing=a.weight_smoothing, schedule=a.weight_schedule, penalty=a.weight_penalty,
-        snapshot_steps=tuple(snapshot_steps), progress=progress,
+        keys.reshape(-1), classes=jnp.tile(jnp.arange(num_classes), num_seeds), **options,
     )
     per_seed = lambda x: None if x is None else x.reshape(num_seeds, num_classes, *x.shape[1:])
-    return WeightResult(*(per_seed(x) for x in result))
+    return MethodB(*(per_seed(x) for x in result))
+
+
+def apcr_stabilities(a, apcr: APCRResult) -> Stability:
+    """Method A's stability selection for every seed (``apcr`` stacked over seeds): the same
+    halves as Method B's (:func:`optimised_weights`), APCR averaged over each, no model call."""
+    pairs = int(a.weight_pairs)
+    if apcr.per_code is None:
+        raise ValueError("this APCR artefact holds no per-code APCR (written before it was kept): run the apcr stage again.")
+    one = lambda per_code, directions, key: stability.apcr_stability(
+        per_code, key, pairs=pairs, q=stability_q(a), threshold=a.stability_threshold, directions=directions
+    )
+    return jax.vmap(one)(jnp.asarray(apcr.per_code), jnp.asarray(apcr.directions), seed_keys(a.seeds, 1))
 
 
 def manipulations(
-    generate, classify, a, codes: jax.Array, apcr: APCRResult, weights: WeightResult
+    generate, classify, a, codes: jax.Array, apcr: APCRResult, weights: MethodB
 ) -> Manipulations:
     """Figures 5 and 6 for one seed: ``codes[C, S, N]`` moved along each method's top-, bottom-
     and random-K sets, against their own class (same) and towards ``a.cross_targets`` (cross)."""

@@ -60,7 +60,6 @@ from latentjax.analysis.latents import ClassLatents
 from latentjax.analysis.manipulation import compare_sets
 from latentjax.analysis.parallel import stack_pytrees
 from latentjax.analysis.sets import pairwise_jaccard
-from latentjax.analysis.weights import WeightResult
 from latentjax.experiment import directions_export, stages
 from latentjax.experiment.sweep_tables import (  # noqa: F401 (read_table: the tables' reader)
     METHODS, SET_NAMES, cell_name, read_table, summarize, summarize_finders, to_csv,
@@ -77,7 +76,7 @@ APCR_KEYS = LATENT_KEYS + ("delta", "m", "relative", "signed", "eps")
 WEIGHT_KEYS = LATENT_KEYS + (
     "lam", "xi_min", "xi_max", "weight_batch", "weight_learning_rate", "weight_init",
     "parametrization", "weight_solver", "weight_xi_nodes", "weight_smoothing", "weight_schedule",
-    "weight_penalty",
+    "weight_penalty", "weight_pairs", "stability_threshold",
 )
 
 
@@ -359,7 +358,8 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
         # decaying schedule each group holds one length, and its final weights count.
         snapshots = tuple(steps) if _snapshots_are_runs(a) else ()
         weights = cache.get(
-            "weights", WeightResult, {**_settings(a, WEIGHT_KEYS), "snapshot_steps": steps},
+            "weights", stages.method_b_from_tree, {**_settings(a, WEIGHT_KEYS), "stability_q": stages.stability_q(a) if a.weight_pairs else 0,
+             "snapshot_steps": steps},
             per_seed_stage(lambda g, c, sub, l: stages.optimised_weights(
                 g, c, sub, l, snapshot_steps=snapshots, progress=stage_progress("weights: steps", log))),
         )
