@@ -293,7 +293,7 @@ def weight_stability(
     *,
     pairs: int = 8,
     q: int = 10,
-    threshold: float = 0.7,
+    threshold: float = 0.8,
     classes: jax.Array | None = None,
     **method_b,
 ) -> Stability:
@@ -336,7 +336,7 @@ def weight_stability(
 
 
 def apcr_stability(
-    per_code: jax.Array, key: jax.Array, *, pairs: int = 8, q: int = 10, threshold: float = 0.7,
+    per_code: jax.Array, key: jax.Array, *, pairs: int = 8, q: int = 10, threshold: float = 0.8,
     directions: jax.Array | None = None,
 ) -> Stability:
     """Method A as stability selection: APCR averaged over each half of the codes, no model call.

@@ -274,7 +274,7 @@ def render_stability(results: dict) -> list[str]:
         f"(Shah and Samworth 2013). Seed {seed}; {round(100 * st['confidence'])}% intervals resample the pairs. "
         "The last column is Table 1 as the paper reads it: Method A's top K on all codes against the top K of "
         "Method B's π.",
-        _table(["class", "|stable A|", "|stable B|", "overlap", "IR (top K of π)"], rows),
+        _table(["class", "Method A: stable dims", "Method B: stable dims", "in both", "IR (top K of π)"], rows),
         "Each class's top K by π, stable ones in bold (Method B's are the sets the manipulation below moves "
         "along; Method A's manipulation uses its top K on all codes):",
         _table(["class", "Method A", "Method B"], [[names[j], listed("apcr", j), listed("weights", j)] for j in range(len(names))]),
