@@ -14,13 +14,12 @@ vs test 0.23, untrained generator 154).
 
     latentjax reproduce --config configs/default.py
 
-runs the paper with the shipped models: 13 min 2 s on a 2-core AMD EPYC including the install
-(docs/results.md, "make run"). Expected, at 7584b48 on that CPU: Table 1 mean IR 0.50 ± 0.04
-over 3 seeds (per class 0.47 0.73 0.43 0.63 0.40 0.63 0.40 0.47 0.50 0.33). Method B's sampled
-reading follows floating-point rounding, so Table 1 moves between CPU kinds and versions (an
-earlier program: 0.51 ± 0.02 on the AMD EPYC, 0.54 ± 0.03 on an Intel Xeon); Method A's numbers
-do not. Cross-class target share at distance 9: InterFaceGAN 0.81, Method A 0.34, Method B 0.27,
-GANSpace 0.17, SeFa 0.15, random 0.08.
+runs the paper with the shipped models: 7 min 36 s on a 2-core Intel Xeon including the install
+(docs/results.md, "make run"). Expected, at 4fdd28c on that CPU, the same in two fresh clones:
+Table 1 mean IR 0.45 [0.40, 0.48] (per class 0.3 0.4 0.4 0.5 0.3 0.3 0.6 0.6 0.4 0.7; Method B's
+set the top 10 of its selection probabilities); stable sets {pi >= 0.8} per class: Method A 7.8,
+Method B 1.7, in both 1.2. Cross-class target share at distance 9: InterFaceGAN 0.78, Method A
+0.32, GANSpace 0.31, SeFa 0.26, Method B 0.11, random 0.09.
 """
 
 import ml_collections

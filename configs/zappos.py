@@ -23,11 +23,11 @@ Analyse the shipped models:
 
     latentjax reproduce --config configs/zappos.py --workdir runs/zappos
 
-Expected: 11 min 3 s on a 2-core AMD EPYC (at 18deabe, TFDS's preparation included); Table 1
-mean IR 0.48 ± 0.06 over 3 seeds (Boot 0.60, Sandal 0.40, Shoe 0.43; chance 0.10; the paper
-prints no numbers for this dataset; Method B's sets follow floating-point rounding, so these
-move between CPU kinds); cross-class target share at distance 9: InterFaceGAN 0.96, GANSpace
-0.90, SeFa 0.86, Method B 0.78, Method A 0.61, random 0.15 (docs/results.md).
+Expected: 6 min 33 s on a 2-core Intel Xeon (at c04effc, TFDS's preparation included); Table 1
+mean IR 0.23 [0.20, 0.30] (Boot 0.20, Sandal 0.40, Shoe 0.10; chance 0.10; the paper prints no
+numbers for this dataset); stable sets per class: Method A 5.0, Method B 2.7, in both 0.3;
+cross-class target share at distance 9: InterFaceGAN 0.96, Method A 0.96, GANSpace 0.88,
+SeFa 0.79, Method B 0.58, random 0.00 (docs/results.md).
 """
 
 import ml_collections
