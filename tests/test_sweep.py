@@ -52,6 +52,11 @@ def test_table_has_a_row_per_cell_and_class(finished):
     assert any("ETA" in line for line in lines)
     # Cells that differ only in weight_steps and k shared one computation of each stage.
     assert sum(line.strip().startswith("stage weights") for line in lines) == 1
+    # Stability selection (configs/tiny.py: one pair): both stable sets per class and cell.
+    for row in result.table:
+        assert 0 <= row["stable_overlap"] <= min(row["stable_apcr"], row["stable_weights"])
+    for cell in result.cells:
+        assert cell["stable_weights_analysis_low"] <= cell["stable_weights"] <= cell["stable_weights_analysis_high"]
 
 
 def test_every_cell_compares_the_finders_on_held_out_codes(finished):

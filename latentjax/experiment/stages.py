@@ -140,14 +140,16 @@ class MethodB(NamedTuple):
     direction that raises ``Q_j``. With ``a.weight_pairs > 0`` (stability selection) they are
     :func:`~latentjax.analysis.stability.signed_ranking` of ``stability`` (the top ``K`` of
     ``pi``, ties by mean ``|w|``), ``losses[seeds, C, steps]`` the fits' mean, and
-    ``snapshots[seeds, C, T, N]`` the same reading after each snapshot step; with
-    ``a.weight_pairs = 0`` they are one run's ``w*`` and ``stability`` is ``None``.
+    ``snapshots[seeds, C, T, N]`` the same reading after each snapshot step, with its stable sets
+    ``snapshot_stable[seeds, C, T, N]``; with ``a.weight_pairs = 0`` they are one run's ``w*``
+    and ``stability`` is ``None``.
     """
 
     weights: jax.Array
     losses: jax.Array
     snapshots: jax.Array | None = None
     stability: Stability | None = None
+    snapshot_stable: jax.Array | None = None
 
 
 def method_b_from_tree(**tree) -> MethodB:
@@ -197,13 +199,15 @@ def optimised_weights(
         per_fit = lambda x: jnp.swapaxes(x.reshape(num_seeds, num_classes, fits, *x.shape[1:]), 1, 2)
         select = jax.vmap(lambda w: stability.selection_stability(w, q=stability_q(a), threshold=a.stability_threshold))
         found = select(per_fit(result.weights))
-        snapshots = None
+        snapshots = snapshot_stable = None
         if result.snapshots is not None:
             steps_first = jnp.moveaxis(per_fit(result.snapshots), 3, 0)  # [T, seeds, F, C, N]
-            rankings = jnp.stack([jax.vmap(stability.signed_ranking)(select(w)) for w in steps_first])
-            snapshots = jnp.moveaxis(rankings, 0, 2)
+            at_steps = [select(w) for w in steps_first]
+            snapshots = jnp.stack([jax.vmap(stability.signed_ranking)(r) for r in at_steps], axis=2)
+            snapshot_stable = jnp.stack([r.stable for r in at_steps], axis=2)
         return MethodB(
-            jax.vmap(stability.signed_ranking)(found), jnp.mean(per_fit(result.losses), axis=1), snapshots, found
+            jax.vmap(stability.signed_ranking)(found), jnp.mean(per_fit(result.losses), axis=1), snapshots, found,
+            snapshot_stable,
         )
     # Every seed's classes as one batch of code sets, each with the key a per-seed call would
     # give it (fold_in(seed key, class)): one program, the same numbers as seed by seed.

@@ -211,16 +211,34 @@ def compare_cell_finders(
     ]
 
 
+def cell_stable_sets(a, apcr: APCRResult, weights: stages.MethodB, steps: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both methods' stable sets ``[M, A, C, N]`` for a cell of ``a.weight_steps`` (Method B's
+    from the group's run or its snapshot at that step), or ``None`` without stability selection."""
+    if weights.stability is None:
+        return None
+    if weights.snapshot_stable is not None:
+        stable_b = np.asarray(weights.snapshot_stable)[:, :, :, steps.index(a.weight_steps)]
+    else:
+        stable_b = np.asarray(weights.stability.stable)
+    stable_a = np.stack([
+        np.asarray(stages.apcr_stabilities(a, jax.tree.map(lambda x, i=index: x[i], apcr)).stable)
+        for index in range(stable_b.shape[0])
+    ])
+    return stable_a, stable_b
+
+
 def evaluate_cell(
     models, a, latents: ClassLatents, apcr: APCRResult, weights: jax.Array, held_out: ClassLatents | None = None,
-    comparisons: list[stages.FinderComparison] | None = None,
+    comparisons: list[stages.FinderComparison] | None = None, stable: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """One cell's numbers from stage results stacked over models (``weights[M, A, C, N]``).
 
     Returns ``ir[M][A][C]``, ``flip[method][set][M][A][C]`` (same-class flip rate at
     ``alpha = alpha_max``), ``jaccard[method][M][C]`` (mean over pairs of analysis seeds) and,
     when ``a.finders`` names any (scored on ``held_out``, or given as ``comparisons``, what
-    :func:`compare_cell_finders` returns), ``finders[mode][measure][M][A][F][C][T]``.
+    :func:`compare_cell_finders` returns), ``finders[mode][measure][M][A][F][C][T]``; with
+    ``stable`` (:func:`cell_stable_sets`), ``stable[apcr|weights|overlap][M][A][C]``: the stable
+    sets' sizes and their overlap.
     """
     alphas = stages.alpha_grid(a)
     ir, jaccard = [], {m: [] for m in METHODS}
@@ -253,6 +271,12 @@ def evaluate_cell(
         "jaccard": {m: as_list(v) for m, v in jaccard.items()},
         "flip": {m: {s: as_list(v) for s, v in sets.items()} for m, sets in flip.items()},
     }
+    if stable is not None:
+        stable_a, stable_b = (np.asarray(x, bool) for x in stable)
+        record["stable"] = {
+            "apcr": as_list(stable_a.sum(-1)), "weights": as_list(stable_b.sum(-1)),
+            "overlap": as_list((stable_a & stable_b).sum(-1)),
+        }
     if a.finders and comparisons is None and held_out is not None:
         comparisons = compare_cell_finders(models, a, latents, apcr, weights, held_out)
     if a.finders and comparisons is not None:
@@ -381,7 +405,8 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
             else:
                 final = np.asarray(weights.weights)
             comparisons = compare_cell_finders(models, cell_a, latents, apcr, final, held_out) if held_out is not None else None
-            numbers = evaluate_cell(models, cell_a, latents, apcr, final, comparisons=comparisons)
+            numbers = evaluate_cell(models, cell_a, latents, apcr, final, comparisons=comparisons,
+                                    stable=cell_stable_sets(cell_a, apcr, weights, tuple(steps)))
             write_cell_directions(workdir / "directions" / cell_name(index), config, cell, models, apcr, final, comparisons)
             record = {
                 "index": index, "cell": cell, "models": list(sw.models),

@@ -43,6 +43,8 @@ def summarize(config, records: list[dict]) -> tuple[list[dict], list[dict], list
         ir = np.asarray(record["ir"], np.float64)  # [M, A, C]
         flips = {f"flip_{m}_{s}": np.asarray(record["flip"][m][s]) for m in METHODS for s in SET_NAMES}
         jac = {f"jaccard_{m}": np.asarray(record["jaccard"][m], np.float64) for m in METHODS}  # [M, C]
+        # Stability selection's stable sets: sizes and overlap, [M, A, C] (absent without it).
+        stable = {f"stable_{k}": np.asarray(v, np.float64) for k, v in record.get("stable", {}).items()}
         _, intervals = mean_and_intervals(ir, seed=record["index"], **boot)
         for j, name in enumerate(names):
             row = {**settings, "class": j, "class_name": name, "ir_mean": ir[..., j].mean()}
@@ -51,6 +53,7 @@ def summarize(config, records: list[dict]) -> tuple[list[dict], list[dict], list
             row["ir_sd_analysis"] = ir[..., j].std(axis=1).mean()
             row.update({k: v[:, j].mean() for k, v in jac.items()})
             row.update({k: v[..., j].mean() for k, v in flips.items()})
+            row.update({k: v[..., j].mean() for k, v in stable.items()})
             row["model_seeds"], row["analysis_seeds"] = ir.shape[:2]
             table.append(_rounded(row))
         for m, model in enumerate(record["models"]):
@@ -78,6 +81,11 @@ def summarize(config, records: list[dict]) -> tuple[list[dict], list[dict], list
             low, high = _class_interval(v.mean(axis=0), record["index"], boot)
             summary[f"{k}_low"], summary[f"{k}_high"] = low, high
         summary.update({k: v.mean() for k, v in flips.items()})
+        for k, v in stable.items():  # the class mean, with its intervals over each kind of seed
+            mean, stable_intervals = mean_and_intervals(v.mean(axis=2), seed=record["index"], **boot)
+            summary[k] = mean
+            for over, (low, high) in stable_intervals.items():
+                summary[f"{k}_{over}_low"], summary[f"{k}_{over}_high"] = low, high
         summary["minutes"] = record["group_seconds"] / 60.0
         cells.append(_rounded(summary))
     return table, seed_rows, cells
