@@ -9,10 +9,10 @@ from __future__ import annotations
 import ml_collections
 
 from latentjax import sweep_grid
-from latentjax.analysis._validation import number_problem
+from latentjax.analysis.validation import number_problem
 from latentjax.errors import ConfigError
 
-#: Bounds per kind of setting, as :func:`~latentjax.analysis._validation.number_problem` takes them.
+#: Bounds per kind of setting, as :func:`~latentjax.analysis.validation.number_problem` takes them.
 POSITIVE_INT = dict(integer=True, low=1)
 NON_NEGATIVE_INT = dict(integer=True, low=0)
 POSITIVE = dict(low=0, low_open=True)
@@ -64,7 +64,7 @@ NUMBERS: tuple[tuple[str, dict, str], ...] = tuple(
 
 def _choices() -> tuple[tuple[str, tuple], ...]:
     """``(dotted key, allowed values)`` for the settings that name one of a few choices."""
-    from latentjax.analysis._weight_options import PENALTIES, SCHEDULES, SOLVERS
+    from latentjax.analysis.weight_options import PENALTIES, SCHEDULES, SOLVERS
 
     return (
         ("analysis.weight_penalty", PENALTIES),

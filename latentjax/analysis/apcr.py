@@ -24,10 +24,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from latentjax.analysis import _validation
+from latentjax.analysis import validation
 from jax.sharding import Mesh
 
-from latentjax.analysis._chunking import (
+from latentjax.analysis.chunking import (
     default_chunk_size, map_in_chunks, reporting_progress, sum_over_rows,
 )
 from latentjax.analysis.outputs import is_attribute_classifier
@@ -80,7 +80,7 @@ def _apcr_core(
 
     independent = is_attribute_classifier(classify)
     base = map_in_chunks(probs_of, codes.reshape(-1, latent_dim), chunk_size)
-    invalid = _validation.invalid_probability_rows(base, independent=independent)
+    invalid = validation.invalid_probability_rows(base, independent=independent)
     base = base.reshape(num_sets, num_samples, -1)
     s0 = jnp.take_along_axis(base, classes[:, None, None], axis=-1)[..., 0]  # [C, S]
 
@@ -107,7 +107,7 @@ def _apcr_core(
             apcr_bins.at[c * latent_dim + i].add(weight * change),
             code_bins.at[(c * num_samples + s) * latent_dim + i].add(weight * change),
             curve_bins.at[(c * latent_dim + i) * num_offsets + k].add(weight * score),
-            _validation.invalid_probability_rows(probs, valid, independent),
+            validation.invalid_probability_rows(probs, valid, independent),
         )
 
     operands = (generate, classify, codes, classes, s0, delta, eps.astype(codes.dtype))
@@ -160,7 +160,7 @@ def compute_apcr(
       relative, signed, eps: the definition options of docs/method.md. ``delta`` and ``eps`` are
         traced: a new value does not compile again.
       chunk_size: generator+classifier rows per chunk and device (default per backend,
-        :data:`latentjax.analysis._chunking.DEFAULT_CHUNK_SIZE`): bounds peak memory.
+        :data:`latentjax.analysis.chunking.DEFAULT_CHUNK_SIZE`): bounds peak memory.
       mesh: a one-axis ``jax.sharding.Mesh`` whose devices share the rows (each sums its own
         block; only ``[C, N]`` sums cross devices). Default: all local devices when there are
         several and the call is not inside the caller's ``jit``/``vmap``
@@ -184,14 +184,14 @@ def compute_apcr(
     >>> jnp.argmax(result.apcr, axis=0).tolist()
     [2, 2]
     """
-    _validation.check_codes(codes, ndim=3)
-    _validation.check_positive(delta, "delta")
-    _validation.check_positive(m, "m", integer=True)
-    _validation.check_positive(eps, "eps")
+    validation.check_codes(codes, ndim=3)
+    validation.check_positive(delta, "delta")
+    validation.check_positive(m, "m", integer=True)
+    validation.check_positive(eps, "eps")
     if chunk_size is not None:
-        _validation.check_positive(chunk_size, "chunk_size", integer=True)
+        validation.check_positive(chunk_size, "chunk_size", integer=True)
     generate, classify = as_pytree(generate), as_pytree(classify)
-    classes = _validation.resolve_classes(generate, classify, codes, classes)
+    classes = validation.resolve_classes(generate, classify, codes, classes)
     codes = jnp.asarray(codes)
     mesh = auto_mesh(generate, classify, codes) if mesh is None else mesh
     if mesh is not None:
@@ -205,8 +205,8 @@ def compute_apcr(
         classify,
         codes,
         jnp.asarray(classes, jnp.int32),
-        _validation.as_float(delta, codes.dtype),
-        _validation.as_float(eps, codes.dtype),
+        validation.as_float(delta, codes.dtype),
+        validation.as_float(eps, codes.dtype),
         m=int(m),
         relative=bool(relative),
         signed=bool(signed),
@@ -220,7 +220,7 @@ def compute_apcr(
     else:
         result = run()
     result, invalid = result
-    _validation.raise_for_invalid_rows(invalid, "while computing APCR", is_attribute_classifier(classify))
+    validation.raise_for_invalid_rows(invalid, "while computing APCR", is_attribute_classifier(classify))
     if mesh is not None and not is_traced(result):
         # The [N, C] results are small: hand them back on one device, where the caller's other
         # arrays (and models restored from a checkpoint) live, not replicated over the mesh.

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax.analysis import _validation
-from latentjax.analysis._chunking import default_chunk_size, map_in_chunks
+from latentjax.analysis import validation
+from latentjax.analysis.chunking import default_chunk_size, map_in_chunks
 from latentjax.analysis.outputs import decisions, is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree
 
@@ -117,7 +117,7 @@ def evaluate_directions(
     >>> evaluate_directions(lambda z: z, classify, codes, jnp.stack([jnp.eye(2), -jnp.eye(2)]), [2.0]).flip_rate.tolist()
     [[[1.0], [1.0]], [[0.0], [0.0]]]
     """
-    _validation.check_codes(codes, ndim=3)
+    validation.check_codes(codes, ndim=3)
     num_classes, _, latent_dim = codes.shape
     shape = jnp.shape(directions)
     if len(shape) < 2 or shape[-2:] != (num_classes, latent_dim):
@@ -136,7 +136,7 @@ def evaluate_directions(
     distances = jnp.asarray(distances, jnp.float32).reshape(-1)
     directions = jnp.asarray(directions, jnp.float32)
     norms = jnp.linalg.norm(directions, axis=-1)
-    if _validation.is_concrete(norms) and bool(jnp.any(norms == 0)):
+    if validation.is_concrete(norms) and bool(jnp.any(norms == 0)):
         where = [int(i) for i in np.argwhere(np.asarray(norms) == 0)[0]]
         index = where[0] if len(where) == 1 else tuple(where)  # (set, class) when stacked
         raise ValueError(f"direction {index} is zero: expected a direction to move along.")

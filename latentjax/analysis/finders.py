@@ -43,8 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax.analysis import _validation
-from latentjax.analysis._chunking import default_chunk_size
+from latentjax.analysis import validation
+from latentjax.analysis.chunking import default_chunk_size
 from latentjax.analysis.apcr import compute_apcr
 from latentjax.analysis.outputs import decisions, is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree
@@ -115,8 +115,8 @@ def find_directions(
     """
     if name not in FINDERS:
         raise ValueError(f"finder {name!r}: expected one of {sorted(FINDERS)} (or register_finder).")
-    _validation.check_codes(codes, ndim=3)
-    _validation.check_k(k, codes.shape[-1])
+    validation.check_codes(codes, ndim=3)
+    validation.check_k(k, codes.shape[-1])
     directions = FINDERS[name].fn(generate, classify, codes, key, k=k, **options)
     expected = (codes.shape[0], codes.shape[-1])
     if jnp.shape(directions) != expected:

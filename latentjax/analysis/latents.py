@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from latentjax.analysis import _validation
-from latentjax.analysis._optax import optax_init, optax_update
+from latentjax.analysis import validation
+from latentjax.analysis.optax_calls import optax_init, optax_update
 from latentjax.analysis.outputs import decisions, is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree
 
@@ -62,23 +62,23 @@ def sample_class_latents(
     >>> bool(jnp.all(found.codes[0, :, 0] > 0)) and bool(jnp.all(found.codes[1, :, 0] < 0))
     True
     """
-    _validation.check_positive(latent_dim, "latent_dim", integer=True)
-    _validation.check_positive(num_classes, "num_classes", integer=True)
-    _validation.check_positive(samples_per_class, "samples_per_class", integer=True)
-    _validation.check_positive(batch_size, "batch_size", integer=True)
-    _validation.check_positive(max_draws, "max_draws", integer=True)
-    level = _validation.scalar_value(threshold, "threshold")
+    validation.check_positive(latent_dim, "latent_dim", integer=True)
+    validation.check_positive(num_classes, "num_classes", integer=True)
+    validation.check_positive(samples_per_class, "samples_per_class", integer=True)
+    validation.check_positive(batch_size, "batch_size", integer=True)
+    validation.check_positive(max_draws, "max_draws", integer=True)
+    level = validation.scalar_value(threshold, "threshold")
     if level is not None and not 0.0 <= level <= 1.0:
         raise ValueError(f"threshold={threshold!r}: expected a probability in [0, 1].")
     generate, classify = as_pytree(generate), as_pytree(classify)
-    found = _validation.probe_models(generate, classify, jnp.zeros((2, latent_dim)))
+    found = validation.probe_models(generate, classify, jnp.zeros((2, latent_dim)))
     if found != num_classes:
         raise ValueError(f"classify returns {found} classes: expected num_classes={num_classes}.")
     result = _sample_jit(
         generate,
         classify,
         key,
-        _validation.as_float(threshold),
+        validation.as_float(threshold),
         jnp.int32(-(-max_draws // batch_size)),
         latent_dim=latent_dim,
         num_classes=num_classes,
@@ -86,8 +86,8 @@ def sample_class_latents(
         batch_size=batch_size,
     )
     result, invalid = result
-    _validation.raise_for_invalid_rows(invalid, "while sampling the latent sets", is_attribute_classifier(classify))
-    if not _validation.is_concrete(result.counts):
+    validation.raise_for_invalid_rows(invalid, "while sampling the latent sets", is_attribute_classifier(classify))
+    if not validation.is_concrete(result.counts):
         return result  # inside the caller's jit or vmap: counts says how many are real
     counts = result.counts.tolist()
     short = {j: c for j, c in enumerate(counts) if c < samples_per_class}
@@ -124,7 +124,7 @@ def _sample_core(
         codes, counts, rounds, invalid = carry
         z = jax.random.normal(jax.random.fold_in(key, rounds), (batch_size, latent_dim))
         probs = classify(generate(z))
-        invalid = invalid + _validation.invalid_probability_rows(probs, independent=independent)
+        invalid = invalid + validation.invalid_probability_rows(probs, independent=independent)
         # member[b, j]: code b joins Z_j (one class at most; any number of attributes).
         member = decisions(probs, independent) & (probs >= threshold)
         ranked = jnp.cumsum(member.astype(jnp.int32), axis=0) - 1  # [B, C]: its place among this batch's
@@ -182,11 +182,11 @@ def invert_images(
     >>> bool(inv.reconstruction_error[0] < 1e-4)
     True
     """
-    _validation.check_positive(latent_dim, "latent_dim", integer=True)
-    _validation.check_positive(steps, "steps", integer=True)
-    _validation.check_positive(learning_rate, "learning_rate")
-    _validation.check_non_negative(beta, "beta")
-    _validation.check_codes(images, name="images")
+    validation.check_positive(latent_dim, "latent_dim", integer=True)
+    validation.check_positive(steps, "steps", integer=True)
+    validation.check_positive(learning_rate, "learning_rate")
+    validation.check_non_negative(beta, "beta")
+    validation.check_codes(images, name="images")
     generate = as_pytree(generate)
     classify = None if classify is None else as_pytree(classify)
     probe = jax.eval_shape(generate, jnp.zeros((1, latent_dim)))
@@ -200,8 +200,8 @@ def invert_images(
         classify,
         jnp.asarray(images),
         key,
-        _validation.as_float(beta),
-        _validation.as_float(learning_rate),
+        validation.as_float(beta),
+        validation.as_float(learning_rate),
         latent_dim=latent_dim,
         steps=steps,
     )

@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax.analysis import _validation
-from latentjax.analysis._chunking import default_chunk_size
+from latentjax.analysis import validation
+from latentjax.analysis.chunking import default_chunk_size
 from latentjax.analysis.evaluation import move_and_classify
 from latentjax.analysis.outputs import decisions, is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree
@@ -88,7 +88,7 @@ def manipulate(
     >>> result.argmax_rate.tolist()                    # moved against the direction: all flip
     [0.0, 1.0]
     """
-    _validation.check_codes(codes, ndim=2)
+    validation.check_codes(codes, ndim=2)
     if jnp.shape(direction) != (codes.shape[-1],):
         raise ValueError(
             f"direction has shape {jnp.shape(direction)}: expected ({codes.shape[-1]},), one "
@@ -97,8 +97,8 @@ def manipulate(
     if mode not in ("same", "cross"):
         raise ValueError(f"mode={mode!r}: expected 'same' or 'cross'.")
     generate, classify = as_pytree(generate), as_pytree(classify)
-    num_classes = _validation.probe_models(generate, classify, codes)
-    _validation.check_class_index(class_index, num_classes)
+    num_classes = validation.probe_models(generate, classify, codes)
+    validation.check_class_index(class_index, num_classes)
     alphas = jnp.asarray(alphas, codes.dtype)
     result = _manipulate_jit(
         generate,
@@ -111,7 +111,7 @@ def manipulate(
         num_images=int(min(num_images, codes.shape[0])),
         chunk_size=int(chunk_size or default_chunk_size()),
     )
-    _validation.check_probability_array(result.probabilities, "while manipulating", is_attribute_classifier(classify))
+    validation.check_probability_array(result.probabilities, "while manipulating", is_attribute_classifier(classify))
     return result
 
 
@@ -170,7 +170,7 @@ def edit_codes(
     >>> e.codes[:, 0].tolist(), e.probabilities.shape
     ([[0.0, 0.0], [3.0, 4.0]], (2, 1, 2))
     """
-    _validation.check_codes(codes, ndim=2)
+    validation.check_codes(codes, ndim=2)
     direction = jnp.asarray(direction, jnp.float32)
     if direction.shape != (codes.shape[-1],):
         raise ValueError(f"direction of shape {direction.shape}: expected ({codes.shape[-1]},), one entry per latent dimension.")
@@ -181,10 +181,10 @@ def edit_codes(
     if distances.ndim != 1 or distances.shape[0] == 0 or not bool(jnp.all(jnp.isfinite(distances))):
         raise ValueError(f"distances {np.asarray(distances).tolist()!r}: expected a non-empty list of finite numbers.")
     generate, classify = as_pytree(generate), as_pytree(classify)
-    _validation.probe_models(generate, classify, codes)
+    validation.probe_models(generate, classify, codes)
     moved = shift_codes(jnp.asarray(codes, jnp.float32), direction / norm, distances)
     images, probabilities = _edit_jit(generate, classify, moved, chunk_size=int(chunk_size or default_chunk_size()))
-    _validation.check_probability_array(probabilities, "while editing", is_attribute_classifier(classify))
+    validation.check_probability_array(probabilities, "while editing", is_attribute_classifier(classify))
     return Edit(distances, moved, images, probabilities)
 
 
@@ -226,7 +226,7 @@ def compare_sets(
     """
     from latentjax.analysis import sets  # a sibling module of the analysis
 
-    _validation.check_codes(codes, ndim=3)
+    validation.check_codes(codes, ndim=3)
     num_sets, _, latent_dim = codes.shape
     if jnp.shape(scores) != (num_sets, latent_dim) or jnp.shape(signs) != (num_sets, latent_dim):
         raise ValueError(
@@ -236,11 +236,11 @@ def compare_sets(
     if mode not in ("same", "cross"):
         raise ValueError(f"mode={mode!r}: expected 'same' or 'cross'.")
     generate, classify = as_pytree(generate), as_pytree(classify)
-    num_classes = _validation.probe_models(generate, classify, codes)
+    num_classes = validation.probe_models(generate, classify, codes)
     targets = jnp.arange(num_sets) if targets is None else jnp.asarray(targets, jnp.int32)
-    if _validation.is_concrete(targets):
+    if validation.is_concrete(targets):
         for t in targets.tolist():
-            _validation.check_class_index(t, num_classes, "target")
+            validation.check_class_index(t, num_classes, "target")
     masks = {
         "top": sets.top_k_mask(scores, k),
         "bottom": sets.bottom_k_mask(scores, k),
@@ -261,7 +261,7 @@ def compare_sets(
             num_images=int(min(num_images, codes.shape[1])),
             chunk_size=int(chunk_size or default_chunk_size()),
         )
-        _validation.check_probability_array(
+        validation.check_probability_array(
             results[name].probabilities, f"while moving codes along the {name}-K sets", is_attribute_classifier(classify)
         )
     return results

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax.analysis import _validation
+from latentjax.analysis import validation
 
 
 def _mask_from_indices(indices: jax.Array, num_dims: int) -> jax.Array:
@@ -28,7 +28,7 @@ def top_k_mask(scores: jax.Array, k: int) -> jax.Array:
     >>> top_k_mask(jnp.array([[0.1, 0.9, 0.5]]), 2).tolist()
     [[False, True, True]]
     """
-    _validation.check_k(k, scores.shape[-1])
+    validation.check_k(k, scores.shape[-1])
     _, indices = jax.lax.top_k(scores, k)
     return _mask_from_indices(indices, scores.shape[-1])
 
@@ -40,7 +40,7 @@ def bottom_k_mask(scores: jax.Array, k: int) -> jax.Array:
 
 def random_k_mask(key: jax.Array, num_classes: int, num_dims: int, k: int) -> jax.Array:
     """``[C, N]`` mask of ``k`` dimensions drawn without replacement, independently per class."""
-    _validation.check_k(k, num_dims)
+    validation.check_k(k, num_dims)
     keys = jax.random.split(key, num_classes)
     pick = lambda key: jax.random.choice(key, num_dims, (k,), replace=False)
     return _mask_from_indices(jax.vmap(pick)(keys), num_dims)
@@ -64,7 +64,7 @@ def controlling_set(
     (ties broken by index); with an absolute ``threshold``, ``k`` is ignored.
     """
     if threshold is not None:
-        if _validation.number_problem(threshold, low=0):
+        if validation.number_problem(threshold, low=0):
             raise ValueError(f"threshold={threshold!r}: expected a non-negative number.")
         return jnp.abs(weights) > threshold
     return top_k_mask(jnp.abs(weights), k)
@@ -87,18 +87,18 @@ def intersection_ratio(
         raise ValueError(
             f"the sets have shapes {jnp.shape(high_set)} and {jnp.shape(control_set)}: expected the same [C, N]."
         )
-    _validation.check_k(k, jnp.shape(high_set)[-1])
+    validation.check_k(k, jnp.shape(high_set)[-1])
     for name, mask in (("high_set", high_set), ("control_set", control_set)):
         if jnp.result_type(mask) != jnp.bool_:
             raise ValueError(f"{name} has dtype {jnp.result_type(mask)}: expected a boolean mask [C, N].")
-    if _validation.is_concrete(high_set):
+    if validation.is_concrete(high_set):
         sizes = np.asarray(high_set).sum(-1)
         if np.any(sizes != k):
             row = int(np.flatnonzero(sizes != k)[0])
             raise ValueError(
                 f"high_set row {row} has {int(sizes[row])} dimensions: expected k={k} (a top-k set)."
             )
-    if exact_control_size and _validation.is_concrete(control_set):
+    if exact_control_size and validation.is_concrete(control_set):
         sizes = np.asarray(control_set).sum(-1)
         if np.any(sizes != k):
             row = int(np.flatnonzero(sizes != k)[0])
@@ -112,7 +112,7 @@ def intersection_ratio(
 
 def chance_level(k: int, num_dims: int) -> float:
     """Expected IR of two independent random K-subsets of N dimensions: ``K / N``."""
-    _validation.check_k(k, num_dims)
+    validation.check_k(k, num_dims)
     return k / num_dims
 
 

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax.analysis import _validation
+from latentjax.analysis import validation
 from latentjax.analysis.parallel import as_pytree, auto_mesh, replicate, shard_leading_axis
 from latentjax.analysis.sets import top_k_mask
 from latentjax.analysis.weights import WeightResult, optimize_weights
@@ -81,18 +81,36 @@ class Stability(NamedTuple):
     threshold: jax.Array
 
 
-def check_stability_options(*, pairs: int, q: int, threshold: float, num_dims: int, num_codes: int | None = None) -> None:
-    """Raises ``ValueError`` naming the bad setting, before any model is evaluated."""
+def check_stability_options(
+    *, num_dims: int, pairs: int | None = None, q: int | None = None, threshold: float | None = None,
+    num_codes: int | None = None,
+) -> None:
+    """Raises ``ValueError`` naming the bad setting, before any model is evaluated (a setting
+    left ``None`` is not checked)."""
     for name, value, bounds in (
         ("pairs", pairs, dict(integer=True, low=1)),
         ("q", q, dict(integer=True, low=1, high=num_dims)),
         ("threshold", threshold, dict(low=0.5, high=1, low_open=True)),
     ):
-        expected = _validation.number_problem(value, **bounds)
+        expected = None if value is None else validation.number_problem(value, **bounds)
         if expected:
             raise ValueError(f"{name}={value!r}: expected {expected}.")
     if num_codes is not None and num_codes < 2:
         raise ValueError(f"{num_codes} codes per class: expected at least 2 (two halves of at least one code).")
+
+
+def _stable(share, threshold, num_fits):
+    """``share >= threshold`` for a share of ``num_fits`` fits, compared as counts: ``pi = k/F``
+    must not miss the threshold by a rounding (NumPy or jax arrays)."""
+    return share * num_fits >= threshold * num_fits - 1e-4
+
+
+def _ranking(probability, mean_score, num_fits, xp):
+    """``pi`` plus the mean score scaled into ``[0, 1/(2F)]`` per class (``xp``: numpy or
+    jax.numpy): orders by ``pi``, ties by the mean score."""
+    scale = mean_score.max(axis=-1, keepdims=True)
+    tie_break = xp.where(scale > 0, mean_score / xp.where(scale > 0, scale, 1.0), 0.0)
+    return probability + tie_break / (2.0 * num_fits)
 
 
 def stability_bound(q: int, num_dims: int, threshold: float) -> float:
@@ -106,7 +124,7 @@ def stability_bound(q: int, num_dims: int, threshold: float) -> float:
     >>> round(stability_bound(5, 100, 0.9), 4)
     0.3125
     """
-    check_stability_options(pairs=1, q=q, threshold=threshold, num_dims=num_dims)
+    check_stability_options(q=q, threshold=threshold, num_dims=num_dims)
     return q * q / ((2.0 * threshold - 1.0) * num_dims)
 
 
@@ -180,8 +198,7 @@ def selection_stability(
     else:
         sign = jnp.zeros_like(probability)
         sign_agreement = jnp.full_like(probability, jnp.nan)
-    # Counts, not floats, against the threshold: pi = k / F must not miss it by a rounding.
-    stable = counts.astype(jnp.float32) >= threshold * num_fits - 1e-4
+    stable = _stable(probability, threshold, num_fits)
     return Stability(
         probability=probability,
         standard_error=standard_error,
@@ -206,10 +223,7 @@ def stable_ranking(result: Stability) -> jax.Array:
     >>> r.probability.tolist(), top_k_mask(stable_ranking(r), 2).tolist()
     ([[1.0, 0.5, 0.5]], [[True, False, True]])
     """
-    num_fits = result.fit_scores.shape[0]
-    scale = jnp.max(result.mean_score, axis=-1, keepdims=True)
-    tie_break = jnp.where(scale > 0, result.mean_score / jnp.where(scale > 0, scale, 1.0), 0.0)
-    return result.probability + tie_break / (2.0 * num_fits)
+    return _ranking(result.probability, result.mean_score, result.fit_scores.shape[0], jnp)
 
 
 def signed_ranking(result: Stability) -> jax.Array:
@@ -267,9 +281,9 @@ def weight_fits(
     >>> weight_fits(lambda z: z, classify, codes, jax.random.key(1), pairs=2, steps=3).weights.shape
     (4, 2, 3)
     """
-    _validation.check_codes(codes, ndim=3)
+    validation.check_codes(codes, ndim=3)
     num_classes, num_codes, num_dims = jnp.shape(codes)
-    check_stability_options(pairs=pairs, q=1, threshold=1.0, num_dims=num_dims, num_codes=num_codes)
+    check_stability_options(pairs=pairs, num_dims=num_dims, num_codes=num_codes)
     fits = 2 * pairs
     code_sets, keys, fit_classes = fit_inputs(jnp.asarray(codes), key, pairs, classes)
     device_loop = method_b.get("loop", "auto") == "device" or (
@@ -406,14 +420,13 @@ def _pair_means(result: Stability) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sets(probability, mean_score, threshold, num_fits, k):
-    """``(stable, top_k)`` masks from ``pi`` and mean scores (leading axes kept)."""
-    stable = probability * num_fits >= float(threshold) * num_fits - 1e-4
-    scale = mean_score.max(axis=-1, keepdims=True)
-    ranking = probability + np.where(scale > 0, mean_score / np.where(scale > 0, scale, 1.0), 0.0) / (2.0 * num_fits)
+    """``(stable, top_k)`` masks from ``pi`` and mean scores (leading axes kept), by the rules
+    of :func:`selection_stability` and :func:`stable_ranking`."""
+    ranking = _ranking(probability, mean_score, num_fits, np)
     order = np.argsort(-ranking, axis=-1, kind="stable")[..., :k]
     top = np.zeros(probability.shape, bool)
     np.put_along_axis(top, order, True, axis=-1)
-    return stable, top
+    return _stable(probability, float(threshold), num_fits), top
 
 
 def stable_set_agreement(
@@ -443,7 +456,7 @@ def stable_set_agreement(
         raise ValueError(
             f"fits of shapes {first.selected.shape} and {second.selected.shape}: expected the same [F, C, N]."
         )
-    expected = _validation.number_problem(num_resamples, integer=True, low=1) or _validation.number_problem(
+    expected = validation.number_problem(num_resamples, integer=True, low=1) or validation.number_problem(
         confidence, low=0, high=1, low_open=True, high_open=True
     )
     if expected:

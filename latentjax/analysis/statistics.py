@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from latentjax.analysis._validation import number_problem
+from latentjax.analysis.validation import number_problem
 
 #: The axes of ``values[M, A, ...]`` that :func:`bootstrap_interval` can resample.
 AXES = ("model", "analysis")

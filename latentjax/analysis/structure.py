@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax.analysis import _validation
+from latentjax.analysis import validation
 
 
 def knn_class_accuracy(codes: jax.Array, labels: jax.Array, k: int = 5) -> float:
@@ -22,11 +22,11 @@ def knn_class_accuracy(codes: jax.Array, labels: jax.Array, k: int = 5) -> float
     >>> knn_class_accuracy(codes, jnp.array([0, 0, 0, 1, 1, 1]), k=2)
     1.0
     """
-    _validation.check_codes(codes, ndim=2)
+    validation.check_codes(codes, ndim=2)
     n = codes.shape[0]
     if jnp.shape(labels) != (n,):
         raise ValueError(f"labels has shape {jnp.shape(labels)}: expected ({n},), one per code.")
-    expected = _validation.number_problem(k, integer=True, low=1, high=n - 1)
+    expected = validation.number_problem(k, integer=True, low=1, high=n - 1)
     if expected:
         raise ValueError(f"k={k!r}: expected {expected}.")
     return float(_knn_accuracy(jnp.asarray(codes), jnp.asarray(labels, jnp.int32), k))
@@ -58,7 +58,7 @@ def tsne_embedding(
             "tsne_embedding needs scikit-learn, which is not installed: pip install 'latentjax[report]'."
         ) from exc
 
-    _validation.check_codes(codes, ndim=2)
+    validation.check_codes(codes, ndim=2)
     n = codes.shape[0]
     if not 0 < perplexity < n:
         raise ValueError(f"perplexity={perplexity!r}: expected 0 < perplexity < {n} (the codes).")

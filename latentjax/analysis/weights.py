@@ -35,9 +35,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from latentjax.analysis import _validation
-from latentjax.analysis._optax import optax_init, optax_update
-from latentjax.analysis._weight_options import check_options
+from latentjax.analysis import validation
+from latentjax.analysis.optax_calls import optax_init, optax_update
+from latentjax.analysis.weight_options import check_options
 from latentjax.analysis.objective import weight_objective, xi_quadrature
 from latentjax.analysis.outputs import is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree, is_traced, usable_cores
@@ -254,9 +254,9 @@ def optimize_weights(
     )
     xi_min, xi_max = xi_range
     generate, classify = as_pytree(generate), as_pytree(classify)
-    classes = _validation.resolve_classes(generate, classify, codes, classes)
+    classes = validation.resolve_classes(generate, classify, codes, classes)
     codes = jnp.asarray(codes)
-    as_float = lambda x: _validation.as_float(x, codes.dtype)
+    as_float = lambda x: validation.as_float(x, codes.dtype)
     if _is_key_batch(key) and jnp.shape(key)[0] != codes.shape[0]:
         raise ValueError(
             f"key of shape {jnp.shape(key)}: expected one key, or one per code set ({codes.shape[0]})."
@@ -272,7 +272,7 @@ def optimize_weights(
         generate, classify, codes, jnp.asarray(classes, jnp.int32), key,
         *(as_float(x) for x in floats), loop=spec, snapshot_steps=snapshot_steps, **extra,
     )
-    _validation.raise_for_invalid_rows(invalid, "while optimising Method B's weights", is_attribute_classifier(classify))
+    validation.raise_for_invalid_rows(invalid, "while optimising Method B's weights", is_attribute_classifier(classify))
     return result
 
 
@@ -294,7 +294,7 @@ def _start(generate, classify, codes, classes, init, learning_rate, loop: _Loop)
     optimiser's start for every class."""
     def per_class(c, t):
         probs = classify(generate(c))
-        invalid = _validation.invalid_probability_rows(probs, independent=is_attribute_classifier(classify))
+        invalid = validation.invalid_probability_rows(probs, independent=is_attribute_classifier(classify))
         return probs[:, t], invalid, _init_one_class(c, init, learning_rate, loop)
 
     base, invalid, carry = jax.vmap(per_class)(codes, classes)

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from latentjax._storage import atomic_path, atomic_write_text  # noqa: E402
+from latentjax.experiment import stable_sets  # noqa: E402
 from latentjax.images import tile_images  # noqa: E402
 
 FIGURES = {
@@ -338,9 +339,7 @@ def render_markdown(results: dict) -> str:
                 ],
             )
         )
-    from latentjax.experiment.reproduce import table1_cells  # reproduce imports this module when it writes
-
-    what, cells, mean = table1_cells(results)
+    what, cells, mean = stable_sets.table1_cells(results)
     rows = [[names[j], cells[j], paper[j] if paper[j] is not None else "-"] for j in range(len(names))]
     paper_mean = f"{np.mean(results['paper_table_1']):.2f}" if results["paper_table_1"] else "-"
     rows.append(["**mean**", mean, paper_mean])

@@ -56,31 +56,10 @@ def default_workdir(config) -> pathlib.Path:
     return pathlib.Path("runs") / f"reproduce-{config.dataset}-{stamp}"
 
 
-def table1_cells(results: dict) -> tuple[str, list[str], str]:
-    """Table 1's "ours" column as text: ``(what it shows, per class, the class mean)``.
-
-    With stability selection: each class's ratio with its interval over the complementary pairs
-    (first seed; the mean over seeds when there are several); else the mean ± sd over seeds.
-    """
-    ir, st = results["intersection_ratio"], results.get("stability")
-    if st:
-        seed = next(iter(st["per_seed"]))
-        row, mean = st["per_seed"][seed]["top_k_ratio"], st["class_mean"]["top_k_ratio"]
-        several = len(st["per_seed"]) > 1
-        cells = [
-            f"{ir['mean_per_class'][j]:.2f} [{row['low'][j]:.2f}, {row['high'][j]:.2f}]" for j in range(len(row["value"]))
-        ]
-        what = (f"{'mean over seeds, ' if several else ''}{round(100 * st['confidence'])}% interval over the "
-                f"{st['pairs']} pairs{' of seed ' + seed if several else ''}")
-        return what, cells, f"{ir['mean']:.2f} [{mean['low']:.2f}, {mean['high']:.2f}]"
-    cells = [f"{m:.2f} ± {sd:.2f}" for m, sd in zip(ir["mean_per_class"], ir["std_per_class"])]
-    return "mean ± sd over seeds", cells, f"{ir['mean']:.2f} ± {ir['std_of_seed_means']:.2f}"
-
-
 def summary(results: dict) -> str:
     """A few lines for the terminal: Table 1 ours beside the paper's, and the manipulation."""
     paper = results["paper_table_1"]
-    what, cells, mean = table1_cells(results)
+    what, cells, mean = stable_sets.table1_cells(results)
     lines = [f"Table 1 (K={results['k']}, chance {results['chance_level']:.2f}): class, ours ({what}), paper"]
     for j, name in enumerate(results["class_names"]):
         theirs = f"{paper[j]:.1f}" if paper else "-"

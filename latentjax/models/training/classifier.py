@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from latentjax.analysis._optax import optax_update
+from latentjax.analysis.optax_calls import optax_update
 from latentjax.models.networks import ModelSpec
 from latentjax.models.training.loop import State, _num_train_examples, _train, train_in_run
 

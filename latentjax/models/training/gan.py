@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from latentjax.analysis._optax import optax_update
+from latentjax.analysis.optax_calls import optax_update
 from latentjax.images import save_image_grid
 from latentjax.models.networks import ModelSpec
 from latentjax.models.training.loop import State, _num_train_examples, _train, run_seeds, train_in_run

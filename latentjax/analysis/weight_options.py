@@ -1,6 +1,6 @@
 """The settings of :func:`latentjax.optimize_weights`, each checked before any work starts."""
 
-from latentjax.analysis import _validation
+from latentjax.analysis import validation
 from latentjax.analysis.objective import PENALTIES
 
 SCHEDULES = ("constant", "cosine")
@@ -12,16 +12,16 @@ def check_options(
     schedule, solver, optimizer, snapshot_steps, parametrization, loop, init,
 ) -> None:
     """Every bad setting of :func:`optimize_weights`, named before any work starts."""
-    _validation.check_codes(codes, ndim=3)
-    _validation.check_positive(steps, "steps", integer=True)
-    _validation.check_non_negative(batch_size, "batch_size", integer=True)
-    _validation.check_non_negative(xi_nodes, "xi_nodes", integer=True)
-    _validation.check_positive(learning_rate, "learning_rate")
-    _validation.check_non_negative(lam, "lam")
-    _validation.check_non_negative(smoothing, "smoothing")
+    validation.check_codes(codes, ndim=3)
+    validation.check_positive(steps, "steps", integer=True)
+    validation.check_non_negative(batch_size, "batch_size", integer=True)
+    validation.check_non_negative(xi_nodes, "xi_nodes", integer=True)
+    validation.check_positive(learning_rate, "learning_rate")
+    validation.check_non_negative(lam, "lam")
+    validation.check_non_negative(smoothing, "smoothing")
     xi_min, xi_max = xi_range
-    low = _validation.scalar_value(xi_min, "xi_min")
-    high = _validation.scalar_value(xi_max, "xi_max")
+    low = validation.scalar_value(xi_min, "xi_min")
+    high = validation.scalar_value(xi_max, "xi_max")
     if low is not None and high is not None and not 0 < low <= high:
         raise ValueError(f"xi_range={xi_range!r}: expected 0 < xi_min <= xi_max.")
     if penalty not in PENALTIES:
@@ -56,7 +56,7 @@ def check_options(
         raise ValueError(f"parametrization={parametrization!r}: expected 'box' or 'tanh'.")
     if loop not in ("auto", "device", "host"):
         raise ValueError(f"loop={loop!r}: expected 'auto', 'device' or 'host'.")
-    start = _validation.scalar_value(init, "init")
+    start = validation.scalar_value(init, "init")
     if start is not None and not (
         -1.0 <= start <= 1.0 if parametrization == "box" else -1.0 < start < 1.0
     ):
