@@ -6,7 +6,7 @@ codes. It prints the mean Jaccard overlap of the top-10 sets (|w|) between the f
 perturbation) and between the first and third (two analysis seeds), the largest change of w, the
 median gap between the 10th and 11th largest |w|, and the seconds the variant took.
 
-Run (the recorded table is docs/results.md, "Method B converges"):
+Run (the recorded table is docs/results.md, "Method B: one answer?"):
 
     .venv/bin/python benchmarks/method_b_stability.py \
         '{"converged": {}, "sampled": {"solver": "adam", "batch_size": 8, "xi_nodes": 0,

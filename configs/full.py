@@ -4,13 +4,12 @@ Run:
 
     latentjax reproduce --config configs/full.py
 
-Uses the paper's scale (S = 256 codes per class; docs/method.md) with make run's Method B (the
-paper's sampled reading), and five seeds. About 15.4 million generator+classifier evaluations for
+Uses the paper's scale (S = 256 codes per class; docs/method.md) with one run of Method B per
+seed (the paper's sampled reading, 250 steps), and five seeds. About 15.4 million generator+classifier evaluations for
 Method A alone: hours on a 2-core CPU, minutes on one accelerator.
 
-Measured (docs/results.md, "Table 1 at the paper's scale"; 2-core CPUs, make run's Method B
-before its groups of code sets): mean IR 0.51 to 0.54 at S = 16 (3 seeds, by CPU kind), 0.52 at
-S = 64 and 0.56 at S = 128 (3 seeds each), **0.535 at S = 256** (seeds 0 and 1: 0.53, 0.54;
+Measured (docs/results.md, "Table 1 at the paper's scale"; 2-core CPUs, one Method B run per
+seed): mean IR 0.52 at S = 64 and 0.56 at S = 128 (3 seeds each), **0.535 at S = 256** (seeds 0 and 1: 0.53, 0.54;
 t interval [0.47, 0.60]; per class 0.50 0.85 0.45 0.60 0.55 0.50 0.45 0.60 0.65 0.20). IR stays
 between 0.5 and 0.6 whatever S and does not approach the paper's 0.75.
 """

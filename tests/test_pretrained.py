@@ -46,7 +46,7 @@ def test_shipped_models_record_their_config(models):
     strict=True,
     raises=AssertionError,
     reason="the shipped models' Method B loss has many minima and a 1e-6 change of the codes can "
-    "pick another (docs/results.md, 'Why the shipped models' sets cannot be made identical'); "
+    "pick another (docs/results.md, 'Method B: one answer?'); "
     "strict, so this fails the day a reading settles there",
 )
 def test_converged_method_b_sets_do_not_move_with_rounding_on_the_shipped_models(models):
