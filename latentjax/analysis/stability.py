@@ -267,13 +267,18 @@ def weight_fits(
 ) -> WeightResult:
     """The ``F = 2P`` half-sample fits of Method B behind :func:`weight_stability`.
 
-    With the device loop (``loop='device'``, or ``'auto'`` off CPU) and several local devices,
-    the ``C * F`` fits are split over them (each device runs its share of the rows; the numbers
-    are those of one device). On CPU the host loop deals groups of fits to the cores instead.
+    ``codes[C, S, N]`` with one ``key``, or a stack ``codes[A, C, S, N]`` with one key per
+    analysis (``key[A]``, e.g. one per analysis seed): every analysis's fits are the same as
+    alone, and all of them are the rows of one program.
 
-    Returns :class:`latentjax.WeightResult` with the fits on a leading axis: ``weights[F, C, N]``,
-    ``losses[F, C, steps]`` and, with ``snapshot_steps``, ``snapshots[F, C, T, N]`` (each
-    snapshot's :func:`selection_stability` is that of a run of that many steps).
+    With the device loop (``loop='device'``, or ``'auto'`` off CPU) and several local devices,
+    the fits are split over them (each device runs its share of the rows; the numbers are those
+    of one device). On CPU the host loop deals groups of fits to the cores instead.
+
+    Returns :class:`latentjax.WeightResult` with the fits on an axis after the stack's:
+    ``weights[(A,) F, C, N]``, ``losses[(A,) F, C, steps]`` and, with ``snapshot_steps``,
+    ``snapshots[(A,) F, C, T, N]`` (each snapshot's :func:`selection_stability` is that of a run
+    of that many steps).
 
     >>> import jax, jax.numpy as jnp
     >>> codes = jax.random.normal(jax.random.key(0), (2, 6, 3))
@@ -281,22 +286,34 @@ def weight_fits(
     >>> weight_fits(lambda z: z, classify, codes, jax.random.key(1), pairs=2, steps=3).weights.shape
     (4, 2, 3)
     """
-    validation.check_codes(codes, ndim=3)
-    num_classes, num_codes, num_dims = jnp.shape(codes)
+    validation.check_codes(codes)
+    stacked = jnp.ndim(codes) == 4
+    if jnp.ndim(codes) not in (3, 4):
+        raise ValueError(f"codes of shape {jnp.shape(codes)}: expected [C, S, N], or [A, C, S, N] with keys [A].")
+    num_classes, num_codes, num_dims = jnp.shape(codes)[-3:]
     check_stability_options(pairs=pairs, num_dims=num_dims, num_codes=num_codes)
+    codes = jnp.asarray(codes) if stacked else jnp.asarray(codes)[None]
+    keys_in = key if stacked else jnp.asarray(key)[None]
+    if jnp.shape(keys_in)[0] != codes.shape[0]:
+        raise ValueError(f"key of shape {jnp.shape(key)}: expected one key per analysis ({codes.shape[0]}).")
     fits = 2 * pairs
-    code_sets, keys, fit_classes = fit_inputs(jnp.asarray(codes), key, pairs, classes)
+    flat = lambda x: x.reshape(-1, *x.shape[2:])
+    code_sets, keys, fit_classes = (
+        flat(x) for x in jax.vmap(lambda c, k: fit_inputs(c, k, pairs, classes))(codes, keys_in)
+    )
     device_loop = method_b.get("loop", "auto") == "device" or (
         method_b.get("loop", "auto") == "auto" and jax.default_backend() != "cpu"
     )
-    mesh = auto_mesh(generate, classify, code_sets, key) if device_loop else None
+    mesh = auto_mesh(generate, classify, code_sets, keys) if device_loop else None
     if mesh is not None and code_sets.shape[0] % mesh.size == 0:
         # The fits are independent rows of one vmapped program: each device runs its share.
         generate, classify = replicate(mesh, as_pytree(generate), as_pytree(classify))
         code_sets, keys, fit_classes = shard_leading_axis((code_sets, keys, fit_classes), mesh)
     result = optimize_weights(generate, classify, code_sets, keys, classes=fit_classes, **method_b)
-    fits_first = lambda x: None if x is None else jnp.swapaxes(x.reshape(num_classes, fits, *x.shape[1:]), 0, 1)
-    return WeightResult(*(fits_first(x) for x in result))
+    # Rows [A * C * F, ...] -> [A, F, C, ...] (without the stack: [F, C, ...]).
+    fits_first = lambda x: jnp.swapaxes(x.reshape(codes.shape[0], num_classes, fits, *x.shape[1:]), 1, 2)
+    unstack = (lambda x: x) if stacked else (lambda x: x[0])
+    return WeightResult(*(None if x is None else unstack(fits_first(x)) for x in result))
 
 
 def weight_stability(

@@ -189,24 +189,16 @@ def optimised_weights(
     pairs = int(a.get("weight_pairs", 0))
     options = dict(method_b_options(a), snapshot_steps=tuple(snapshot_steps), progress=progress)
     if pairs:
-        inputs = jax.vmap(lambda c, k: stability.fit_inputs(c, k, pairs))(codes, seed_keys(a.seeds, 1))
-        result = optimize_weights(
-            generate, classify, *(x.reshape(-1, *x.shape[2:]) for x in inputs[:2]),
-            classes=inputs[2].reshape(-1), **options,
-        )
-        fits = 2 * pairs
-        # [seeds * C * F, ...] -> [seeds, F, C, ...]
-        per_fit = lambda x: jnp.swapaxes(x.reshape(num_seeds, num_classes, fits, *x.shape[1:]), 1, 2)
+        fits = stability.weight_fits(generate, classify, codes, seed_keys(a.seeds, 1), pairs=pairs, **options)
         select = jax.vmap(lambda w: stability.selection_stability(w, q=stability_q(a), threshold=a.stability_threshold))
-        found = select(per_fit(result.weights))
+        found = select(fits.weights)  # weights [seeds, F, C, N]
         snapshots = snapshot_stable = None
-        if result.snapshots is not None:
-            steps_first = jnp.moveaxis(per_fit(result.snapshots), 3, 0)  # [T, seeds, F, C, N]
-            at_steps = [select(w) for w in steps_first]
+        if fits.snapshots is not None:
+            at_steps = [select(w) for w in jnp.moveaxis(fits.snapshots, 3, 0)]  # each [seeds, F, C, N]
             snapshots = jnp.stack([jax.vmap(stability.signed_ranking)(r) for r in at_steps], axis=2)
             snapshot_stable = jnp.stack([r.stable for r in at_steps], axis=2)
         return MethodB(
-            jax.vmap(stability.signed_ranking)(found), jnp.mean(per_fit(result.losses), axis=1), snapshots, found,
+            jax.vmap(stability.signed_ranking)(found), jnp.mean(fits.losses, axis=1), snapshots, found,
             snapshot_stable,
         )
     # Every seed's classes as one batch of code sets, each with the key a per-seed call would
