@@ -76,7 +76,7 @@ def training_steps(n: int, steps: int) -> dict:
     batch = config.gan_training.batch_size
     images = jax.random.uniform(jax.random.key(0), (batch * n, 28, 28, 1), minval=-1.0, maxval=1.0)
     labels = jnp.zeros((batch * n,), jnp.int32)
-    step_fn = training.make_gan_step(config)
+    step_fn = training.make_gan_step(config, len(labels))
     single = jax.jit(step_fn)
     stacked = jax.jit(jax.vmap(step_fn, in_axes=(0, 0, 0, 0, None)))
 

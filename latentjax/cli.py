@@ -143,19 +143,19 @@ def _print_quality(quality: dict) -> None:
 
 
 def _train_classifier(args, config) -> None:
-    from latentjax.models import training
+    from latentjax.experiment import training_runs
 
-    training.train_classifier(config, args.workdir, resume=args.resume)
+    training_runs.train_classifier(config, args.workdir, resume=args.resume)
 
 
 def _train_gan(args, config) -> None:
-    from latentjax.models import training
+    from latentjax.experiment import training_runs
 
-    training.train_gan(config, args.workdir, resume=args.resume)
+    training_runs.train_gan(config, args.workdir, resume=args.resume)
 
 
 def _evaluate(args, config) -> None:
-    from latentjax._storage import atomic_write_text
+    from latentjax.storage.files import atomic_write_text
     from latentjax.experiment import workflows
 
     for path in (args.output, args.samples_grid):
@@ -176,10 +176,10 @@ def _evaluate(args, config) -> None:
 
 
 def _reproduce(args, config) -> None:
-    from latentjax.experiment import reproduce
+    from latentjax.experiment import reproduce, summaries
 
     workdir = args.workdir or reproduce.default_workdir(config)
-    print(reproduce.summary(reproduce.reproduce(config, workdir, resume=args.resume)))
+    print(summaries.summary(reproduce.reproduce(config, workdir, resume=args.resume)))
 
 
 def _sweep(args, config) -> None:

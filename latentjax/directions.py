@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from latentjax import _storage
+from latentjax.storage import files as storage
 from latentjax.errors import IntegrityError
 
 FORMAT = "latentjax-directions-1"
@@ -104,10 +104,10 @@ def save_directions(
     }
     text = json.dumps(record, sort_keys=True)  # fails here, before any file, if not JSON-able
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _storage.atomic_path(path) as temporary:
+    with storage.atomic_path(path) as temporary:
         with open(temporary, "wb") as f:
             np.savez(f, directions=array, metadata=np.array(text))
-    _storage.atomic_write_text(json_path, json.dumps(record, indent=2, sort_keys=True))
+    storage.atomic_write_text(json_path, json.dumps(record, indent=2, sort_keys=True))
     return path
 
 

@@ -7,8 +7,8 @@ import pathlib
 
 import numpy as np
 
-from latentjax._extras import require
-from latentjax._storage import atomic_path
+from latentjax.extras import require
+from latentjax.storage.files import atomic_path
 
 
 def tile_images(images: np.ndarray, ncols: int) -> np.ndarray:

@@ -8,6 +8,7 @@ import pytest
 
 import latentjax as lj
 from latentjax.analysis import apcr as apcr_module
+from latentjax.analysis import runner
 from latentjax.analysis import weights as weights_module
 
 import planted
@@ -19,7 +20,7 @@ def short_host_blocks():
     unrolled and compiled per device and group size, and these tests compare runs with each other,
     which holds for any block length (and shorter blocks put more block edges inside the runs)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(weights_module, "HOST_BLOCK_STEPS", 3)
+        patch.setattr(runner, "HOST_BLOCK_STEPS", 3)
         yield
 
 
@@ -40,7 +41,7 @@ def weight_result(codes):
 
 @pytest.fixture(scope="module")
 def converged_result(codes):
-    return lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.key(0), **lj.CONVERGED_READING)
+    return lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.key(0), settings=lj.CONVERGED_READING)
 
 
 # ----------------------------------------------------------------------------- latent sets
@@ -198,7 +199,7 @@ def test_weights_are_bit_identical_for_the_same_seed(codes, weight_result, conve
     other = lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.key(1))
     assert not np.array_equal(other.losses, weight_result.losses)
     # The converged reading draws nothing: another key gives the same run.
-    converged = lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.key(1), **lj.CONVERGED_READING)
+    converged = lj.optimize_weights(planted.generate, planted.classify, codes, jax.random.key(1), settings=lj.CONVERGED_READING)
     np.testing.assert_array_equal(converged.losses, converged_result.losses)
 
 
@@ -256,22 +257,17 @@ def test_weights_host_loop_gives_the_same_bits_on_one_device_and_on_many(codes, 
     group's numbers are its own: the same bits on 8 devices and on 1, and a group run alone
     gives its rows' bits."""
     from latentjax.analysis.parallel import usable_cores
-    from latentjax.analysis.weights import HOST_GROUP_ROWS
 
     sets = jnp.concatenate([codes, 1.1 * codes, codes[:3]])  # 11 code sets: groups of 5, 5, 1
     classes = jnp.array([0, 1, 2, 3] * 2 + [0, 1, 2])
     keys = jax.vmap(lambda c: jax.random.fold_in(jax.random.key(2), c))(jnp.arange(11))
     run = lambda s, c, k: lj.optimize_weights(
         planted.generate, planted.classify, s, k, classes=c, loop="host", steps=13, snapshot_steps=(4, 13), **SAMPLED)
-    assert HOST_GROUP_ROWS == 5 and len(jax.local_devices()) == 8
-    used, advance = set(), weights_module._advance_jit
-    spy = lambda generate, classify, codes, *rest, **options: (
-        used.update(codes.devices()), advance(generate, classify, codes, *rest, **options))[1]
-    monkeypatch.setattr(weights_module, "_advance_jit", spy)
-    many = run(sets, classes, keys)
+    assert runner.HOST_GROUP_ROWS == 5 and len(jax.local_devices()) == 8
+    groups, _ = runner.device_groups(11)
     # Three groups on as many devices as there are cores (CPU devices beyond them only compile).
-    assert used == set(jax.local_devices()[: min(3, usable_cores())])
-    monkeypatch.undo()
+    assert {device for _, device in groups} == set(jax.local_devices()[: min(3, usable_cores())])
+    many = run(sets, classes, keys)
     second_group = run(sets[5:10], classes[5:10], keys[5:10])
     chex.assert_trees_all_equal(jax.tree.map(lambda x: x[5:10], many), second_group)
     devices = jax.local_devices()
@@ -292,7 +288,7 @@ def test_converged_weights_do_not_move_with_rounding(codes, converged_result):
     """The converged reading ends at one point: codes moved by 1e-6 (relative), and the host loop
     against the device loop, give the same sets and w to well under the set gaps."""
     run = lambda c, **kw: lj.optimize_weights(planted.generate, planted.classify, c, jax.random.key(0),
-                                              **lj.CONVERGED_READING, **kw)
+                                              settings=lj.CONVERGED_READING, **kw)
     for other in (run(codes * (1 + 1e-6)), run(codes, loop="device")):
         np.testing.assert_array_equal(
             lj.controlling_set(other.weights, k=planted.K), lj.controlling_set(converged_result.weights, k=planted.K)

@@ -32,7 +32,7 @@ def apcr(codes):
 
 @pytest.fixture(scope="module")
 def weights(codes):
-    return lj.optimize_weights(graded.generate, ATTRIBUTES, codes, jax.random.key(0), **lj.CONVERGED_READING).weights
+    return lj.optimize_weights(graded.generate, ATTRIBUTES, codes, jax.random.key(0), settings=lj.CONVERGED_READING).weights
 
 
 def probabilities(codes):

@@ -28,7 +28,7 @@ def apcr(codes):
 
 @pytest.fixture(scope="module")
 def weights(codes):
-    return lj.optimize_weights(graded.generate, graded.classify, codes, jax.random.key(0), **lj.CONVERGED_READING).weights
+    return lj.optimize_weights(graded.generate, graded.classify, codes, jax.random.key(0), settings=lj.CONVERGED_READING).weights
 
 
 def test_method_a_ranks_and_signs_the_graded_plant(apcr):
@@ -44,7 +44,7 @@ def test_method_b_ranks_and_signs_the_graded_plant(weights):
 def test_the_paper_finders_keep_the_plants_signs(codes):
     # K = 12 holds every planted dimension (see graded.ranks_like_the_plant); the signs must survive.
 
-    for name, options in (("apcr", dict(m=3)), ("weights", lj.CONVERGED_READING)):
+    for name, options in (("apcr", dict(m=3)), ("weights", dict(settings=lj.CONVERGED_READING))):
         directions = lj.find_directions(name, graded.generate, graded.classify, codes, jax.random.key(0), k=12, **options)
         assert graded.signs_like_the_plant(directions), name
 

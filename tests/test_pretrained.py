@@ -59,7 +59,7 @@ def test_converged_method_b_sets_do_not_move_with_rounding_on_the_shipped_models
         samples_per_class=6,
     ).codes[classes]
     run = lambda c: lj.optimize_weights(
-        models.generate, models.classify, c, jax.random.key(1), classes=classes, **lj.CONVERGED_READING
+        models.generate, models.classify, c, jax.random.key(1), classes=classes, settings=lj.CONVERGED_READING
     ).weights
     reference, moved = run(codes), run(codes * (1 + 1e-6))
     np.testing.assert_array_equal(lj.controlling_set(moved, k=10), lj.controlling_set(reference, k=10))

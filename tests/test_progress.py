@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import pytest
 
 import latentjax as lj
-from latentjax._progress import stage_progress
+from latentjax.progress import stage_progress
 
 
 def planted():
@@ -41,7 +41,7 @@ def test_method_b_reports_each_host_block_with_the_same_numbers():
 
 def test_stage_progress_is_silent_for_fast_work_and_periodic_for_slow_work(monkeypatch):
     clock = [0.0]
-    monkeypatch.setattr("latentjax._progress.time.perf_counter", lambda: clock[0])
+    monkeypatch.setattr("latentjax.progress.time.perf_counter", lambda: clock[0])
     lines = []
     report = stage_progress("apcr", lines.append, every_seconds=10.0)
     for done in range(1, 5):  # four chunks in 4 s: finished before the first line was due
@@ -72,7 +72,7 @@ class _Terminal(io.StringIO):
 
 def test_stage_progress_draws_a_bar_on_a_terminal_and_plain_lines_elsewhere(monkeypatch):
     clock = [0.0]
-    monkeypatch.setattr("latentjax._progress.time.perf_counter", lambda: clock[0])
+    monkeypatch.setattr("latentjax.progress.time.perf_counter", lambda: clock[0])
     terminal, lines = _Terminal(), []
     report = stage_progress("apcr", lines.append, every_seconds=10.0, stream=terminal)
     for done in range(1, 31):

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from latentjax import _storage
+from latentjax.storage import files as storage
 from latentjax.errors import IntegrityError, RunDirectoryError
 from latentjax.models import checkpoints
 
@@ -30,15 +30,15 @@ def flip_bytes(path: pathlib.Path, count: int = 16) -> None:
 
 
 def largest_file(folder: pathlib.Path) -> pathlib.Path:
-    files = [p for p in folder.rglob("*") if p.is_file() and p.name != _storage.CHECKSUM_FILE]
+    files = [p for p in folder.rglob("*") if p.is_file() and p.name != storage.CHECKSUM_FILE]
     return max(files, key=lambda p: p.stat().st_size)
 
 
 def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
     target = tmp_path / "results.json"
-    _storage.atomic_write_text(target, "old")
+    storage.atomic_write_text(target, "old")
     with pytest.raises(RuntimeError):
-        with _storage.atomic_path(target) as tmp:
+        with storage.atomic_path(target) as tmp:
             tmp.write_text("half")
             raise RuntimeError("killed while writing")
     assert target.read_text() == "old"
@@ -48,20 +48,20 @@ def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
 def test_committed_directory_appears_only_when_complete(tmp_path):
     target = tmp_path / "stage"
     with pytest.raises(RuntimeError):
-        with _storage.committed_directory(target) as staging:
+        with storage.committed_directory(target) as staging:
             staging.mkdir()
             (staging / "a.bin").write_bytes(b"1234")
             raise RuntimeError("killed while saving")
     assert not target.exists()
     # The next attempt discards the staging folder left behind and commits.
-    with _storage.committed_directory(target) as staging:
+    with storage.committed_directory(target) as staging:
         staging.mkdir()
         (staging / "a.bin").write_bytes(b"5678")
     assert (target / "a.bin").read_bytes() == b"5678"
     assert not (tmp_path / "stage.partial").exists()
-    _storage.verify_checksums(target)
+    storage.verify_checksums(target)
     with pytest.raises(RunDirectoryError, match="refusing to overwrite"):
-        with _storage.committed_directory(target):
+        with storage.committed_directory(target):
             pass
 
 
@@ -72,8 +72,8 @@ def test_committed_directory_appears_only_when_complete(tmp_path):
         (lambda d: (d / "a.bin").write_bytes(b"12"), "a.bin' does not match its checksum"),
         (lambda d: (d / "a.bin").unlink(), "a.bin' is missing"),
         (lambda d: (d / "extra.bin").write_bytes(b"x"), "extra.bin' was added"),
-        (lambda d: (d / _storage.CHECKSUM_FILE).unlink(), "has no latentjax-checksums.json"),
-        (lambda d: (d / _storage.CHECKSUM_FILE).write_text("{not json"), "is damaged"),
+        (lambda d: (d / storage.CHECKSUM_FILE).unlink(), "has no latentjax-checksums.json"),
+        (lambda d: (d / storage.CHECKSUM_FILE).write_text("{not json"), "is damaged"),
     ],
     ids=["flipped", "truncated", "missing", "extra", "no-record", "bad-record"],
 )
@@ -81,11 +81,11 @@ def test_every_kind_of_damage_names_the_file(tmp_path, damage, message):
     folder = tmp_path / "f"
     folder.mkdir()
     (folder / "a.bin").write_bytes(bytes(range(256)) * 8)
-    _storage.write_checksums(folder)
-    _storage.verify_checksums(folder)
+    storage.write_checksums(folder)
+    storage.verify_checksums(folder)
     damage(folder)
     with pytest.raises(IntegrityError, match=message):
-        _storage.verify_checksums(folder)
+        storage.verify_checksums(folder)
 
 
 def test_flipped_bytes_in_a_checkpoint_are_an_error_naming_the_file(tmp_path):
@@ -128,7 +128,7 @@ def test_a_run_folder_admits_one_process(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
-            from latentjax._storage import FolderLock
+            from latentjax.storage.files import FolderLock
             with FolderLock({str(folder)!r}):
                 print("locked", flush=True)
                 time.sleep(60)
@@ -138,15 +138,15 @@ def test_a_run_folder_admits_one_process(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(RunDirectoryError, match="in use by another latentjax process"):
-            with _storage.FolderLock(folder):
+            with storage.FolderLock(folder):
                 pass
     finally:
         holder.kill()
         holder.wait()
         holder.stdout.close()
     # The operating system released the dead process's lock: no stale lock to clean up.
-    with _storage.FolderLock(folder):
-        with _storage.FolderLock(folder):  # the same process may take it again
+    with storage.FolderLock(folder):
+        with storage.FolderLock(folder):  # the same process may take it again
             pass
 
 
@@ -154,10 +154,10 @@ def test_unwritable_folders_are_refused_before_any_work(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(RunDirectoryError, match="cannot be written"):
-        _storage.check_writable(blocker / "run", "run directory")
+        storage.check_writable(blocker / "run", "run directory")
     if os.geteuid() == 0:
         return  # root writes into read-only folders: the mode test below means nothing here
     locked = tmp_path / "read-only"
     locked.mkdir(mode=0o555)
     with pytest.raises(RunDirectoryError, match="cannot be written"):
-        _storage.check_writable(locked / "run", "run directory")
+        storage.check_writable(locked / "run", "run directory")

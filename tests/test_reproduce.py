@@ -7,7 +7,7 @@ import pytest
 
 import latentjax as lj
 from latentjax import config as config_lib
-from latentjax.experiment import reproduce
+from latentjax.experiment import artefacts, reproduce, summaries
 from latentjax.errors import RunDirectoryError
 
 # End to end (data, training, the reproduction, subprocesses): out of the quick tier, `-m "not slow"`.
@@ -45,8 +45,8 @@ def test_results_are_consistent_with_the_saved_artefacts(run):
     saved = json.loads((workdir / "results.json").read_text())
     assert saved["config"]["analysis"]["seeds"] == [0, 1]
     k = config.analysis.k
-    all_apcr = reproduce.load_artefact(workdir, "apcr")
-    all_weights = reproduce.load_artefact(workdir, "weights")
+    all_apcr = artefacts.load_artefact(workdir, "apcr")
+    all_weights = artefacts.load_artefact(workdir, "weights")
     assert isinstance(all_apcr, lj.APCRResult) and all_apcr.apcr.shape == (2, 100, 10)
     assert all_weights.weights.shape == (2, 10, 100)
     for index, seed in enumerate((0, 1)):
@@ -59,10 +59,10 @@ def test_results_are_consistent_with_the_saved_artefacts(run):
     per_seed = np.array([saved["intersection_ratio"]["per_seed"][s] for s in ("0", "1")])
     np.testing.assert_allclose(saved["intersection_ratio"]["mean_per_class"], per_seed.mean(0), atol=1e-6)
     assert saved["sets_seed0"]["high_correlated"][0] == sorted(np.argsort(-all_apcr.apcr[0][:, 0])[:k].tolist())
-    manipulation = reproduce.load_artefact(workdir, "manipulation")
+    manipulation = artefacts.load_artefact(workdir, "manipulation")
     assert isinstance(manipulation["weights"]["cross"]["random"], lj.ManipulationResult)
     assert saved["chance_level"] == k / 100
-    assert saved["paper_table_1"] == list(reproduce.PAPER_TABLE_1)
+    assert saved["paper_table_1"] == list(summaries.PAPER_TABLE_1)
     assert "Table 1" in (workdir / "report.md").read_text()
     same = saved["manipulation"]["apcr_same"]
     for set_name in ("top", "bottom", "random"):
@@ -93,13 +93,13 @@ def test_existing_run_is_refused_and_resume_recomputes_nothing(run, monkeypatch)
 def test_the_finder_comparison_matches_its_artefact_and_the_methods_sets(run):
     config, workdir, results = run
     a = config.analysis
-    comparison = reproduce.load_artefact(workdir, "finders")
+    comparison = artefacts.load_artefact(workdir, "finders")
     names = list(a.finders)
     num_seeds, num_finders, num_classes, latent_dim = comparison.directions.shape
     assert (num_seeds, num_finders, num_classes, latent_dim) == (2, len(names), 10, 100)
     directions = np.asarray(comparison.directions)
-    apcr = reproduce.load_artefact(workdir, "apcr")
-    weights = reproduce.load_artefact(workdir, "weights")
+    apcr = artefacts.load_artefact(workdir, "apcr")
+    weights = artefacts.load_artefact(workdir, "weights")
     for s in range(num_seeds):
         for j in range(num_classes):
             # Methods A and B: their stage's K-sets, with their signs (not run again).
@@ -115,7 +115,7 @@ def test_the_finder_comparison_matches_its_artefact_and_the_methods_sets(run):
     # Held-out codes: a new draw, confident for their class, none of them a latent-set code.
     held_out = np.asarray(comparison.held_out_codes)
     assert held_out.shape == (2, 10, a.finder_samples_per_class, 100)
-    seen = np.asarray(reproduce.load_artefact(workdir, "latents").codes)
+    seen = np.asarray(artefacts.load_artefact(workdir, "latents").codes)
     assert not np.isin(held_out.round(5), seen.round(5)).all(axis=-1).any()
     models = lj.load_pretrained(a.pretrained)
     probs = np.asarray(models.classify(models.generate(held_out.reshape(-1, 100)))).reshape(2, 10, -1, 10)
@@ -124,7 +124,7 @@ def test_the_finder_comparison_matches_its_artefact_and_the_methods_sets(run):
     # results.json: the artefact's class means, zero effect at distance zero.
     f = results["finders"]
     assert f["names"] == names and f["distances"] == list(a.finder_distances)
-    for mode, measures in reproduce.FINDER_MEASURES.items():
+    for mode, measures in summaries.FINDER_MEASURES.items():
         for measure in measures:
             values = np.asarray(getattr(getattr(comparison, mode), measure))  # [A, F, C, T]
             for i, name in enumerate(names):
@@ -179,11 +179,11 @@ def test_interrupted_run_resumes_from_the_last_finished_stage(run, tmp_path):
 
 def test_train_and_export_resumes_an_interrupted_training_and_export(tiny_config, tmp_path):
     from latentjax.experiment import workflows
-    from latentjax.models import training
+    from latentjax.experiment import training_runs
 
     models_dir = tmp_path / "models"
     # Killed while the classifier trained, after an earlier export had begun writing.
-    training.train_classifier(tiny_config, models_dir / "classifier", stop_after_steps=4)
+    training_runs.train_classifier(tiny_config, models_dir / "classifier", stop_after_steps=4)
     (models_dir / "exported.partial" / "generator").mkdir(parents=True)
 
     exported = workflows.train_and_export(tiny_config, models_dir, log=lambda message: None)
@@ -258,11 +258,11 @@ def test_flipped_bytes_in_an_artefact_are_caught_and_the_stage_recomputed(run, t
     victim = largest_file(copy / "artefacts" / "apcr")
     flip_bytes(victim)
     with pytest.raises(IntegrityError, match=victim.name):
-        reproduce.load_artefact(copy, "apcr")
+        artefacts.load_artefact(copy, "apcr")
     resumed = reproduce.reproduce(config, copy, resume=True, log=lambda _: None)
     assert resumed["intersection_ratio"] == results["intersection_ratio"]
-    original = reproduce.load_artefact(run[1], "apcr")
-    recomputed = reproduce.load_artefact(copy, "apcr")
+    original = artefacts.load_artefact(run[1], "apcr")
+    recomputed = artefacts.load_artefact(copy, "apcr")
     np.testing.assert_array_equal(recomputed.curves, original.curves)
 
 

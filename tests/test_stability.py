@@ -9,6 +9,7 @@ import pytest
 
 import latentjax as lj
 from latentjax.analysis import stability
+from latentjax.analysis import runner
 from latentjax.analysis import weights as weights_module
 from latentjax.experiment import stages
 
@@ -24,7 +25,7 @@ def short_host_blocks():
     """Method B's host loop in blocks of 4 steps: fewer unrolled steps to compile; the fits'
     numbers do not depend on the block length."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(weights_module, "HOST_BLOCK_STEPS", 4)
+        patch.setattr(runner, "HOST_BLOCK_STEPS", 4)
         yield
 
 
@@ -137,10 +138,9 @@ def test_stable_set_does_not_move_with_a_1e6_change_of_the_codes(codes, weight_s
 
 
 def test_one_compilation_for_any_key(codes, monkeypatch):
-    traced_once = jax.jit(
-        chex.assert_max_traces(weights_module._optimize_all, n=1), static_argnames=("loop", "snapshot_steps")
-    )
-    monkeypatch.setattr(weights_module, "_optimize_jit", traced_once)
+    method_b = weights_module.METHOD_B
+    traced_once = method_b._replace(start=chex.assert_max_traces(method_b.start, n=1))
+    monkeypatch.setattr(weights_module, "METHOD_B", traced_once)
     for seed in (1, 2):
         lj.weight_stability(planted.generate, planted.classify, codes, jax.random.key(seed), pairs=2,
                             q=planted.K, steps=3, batch_size=4, loop="device")
@@ -160,7 +160,7 @@ def test_the_pipeline_stage_is_the_estimator_seed_by_seed(codes):
     for index, key in enumerate(stages.seed_keys(a.seeds, 1)):
         alone = lj.weight_stability(
             planted.generate, planted.classify, both[index], key, pairs=2, q=planted.K, threshold=0.9,
-            **stages.method_b_options(a),
+            settings=stages.method_b_settings(a),
         )
         np.testing.assert_allclose(stage.stability.fit_scores[index], alone.fit_scores, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(stage.stability.probability[index], alone.probability)

@@ -10,6 +10,7 @@ import pytest
 
 from latentjax import config as config_lib
 from latentjax import data
+from latentjax.experiment import training_runs
 from latentjax.models import training
 from latentjax.errors import RunDirectoryError
 from latentjax.models import ModelSpec
@@ -31,7 +32,7 @@ def test_classifier_step_lowers_the_loss_on_a_fixed_batch(tiny_config):
     )
     images, labels = _fixed_batch(config)
     state = training.init_classifier_state(config, jax.random.key(0))
-    step = jax.jit(training.make_classifier_step(config))
+    step = jax.jit(training.make_classifier_step(config, 64))
     losses = []
     for i in range(15):
         state, metrics = step(state, images, labels, jax.random.key(i), i)
@@ -54,7 +55,7 @@ def test_gan_step_teaches_the_discriminator(tiny_config):
         )
 
     before = d_loss(state["discriminator"])
-    step = jax.jit(training.make_gan_step(tiny_config))
+    step = jax.jit(training.make_gan_step(tiny_config, 64))
     for i in range(10):
         state, metrics = step(state, real, labels, jax.random.key(i), i)
         assert np.isfinite(float(metrics["g_loss"]))
@@ -66,11 +67,11 @@ def test_generator_average_follows_its_recursion(tiny_config, start_epoch, decay
     config = config_lib.apply_overrides(
         tiny_config, {"gan_training.ema_start_epoch": start_epoch, "gan_training.ema_decay": decay}
     )
-    start = training.ema_start_step(config)
+    start = training.ema_start_step(config, 64)
     assert start == start_epoch * 64 // 8  # 64 examples, batch 8
     real, labels = _fixed_batch(config, 8)
     state = training.init_gan_state(config, jax.random.key(0))
-    step = jax.jit(training.make_gan_step(config))
+    step = jax.jit(training.make_gan_step(config, 64))
     expected = state["generator"]
     for i in range(3):
         state, _ = step(state, real, labels, jax.random.key(i), i)
@@ -94,7 +95,7 @@ def test_batch_indices_cover_each_epoch_once_and_depend_on_seed():
 
 @pytest.mark.parametrize("kind", ["classifier", "gan"])
 def test_interrupted_run_resumes_to_identical_parameters(tiny_config, tmp_path, kind):
-    train = {"classifier": training.train_classifier, "gan": training.train_gan}[kind]
+    train = {"classifier": training_runs.train_classifier, "gan": training_runs.train_gan}[kind]
     uninterrupted = train(tiny_config, tmp_path / "a")
     # Stop after step 6: the last checkpoint is step 4, so steps 5 and 6 are lost and redone.
     train(tiny_config, tmp_path / "b", stop_after_steps=6)
@@ -117,7 +118,7 @@ def test_existing_run_directory_is_never_overwritten(tiny_config, tmp_path):
     workdir.mkdir()
     (workdir / "keep.txt").write_text("mine")
     with pytest.raises(RunDirectoryError, match="exists and is not empty; pass --resume"):
-        training.train_classifier(tiny_config, workdir)
+        training_runs.train_classifier(tiny_config, workdir)
     assert (workdir / "keep.txt").read_text() == "mine"
 
 
@@ -128,14 +129,14 @@ def test_flipped_bytes_in_a_training_checkpoint_are_caught_and_resume_goes_back(
 
     from latentjax.errors import IntegrityError
 
-    finished = training.train_classifier(tiny_config, tmp_path / "run")
+    finished = training_runs.train_classifier(tiny_config, tmp_path / "run")
     shutil.copytree(tmp_path / "run", tmp_path / "damaged")
     victim = largest_file(tmp_path / "damaged" / "checkpoints" / "8")
     flip_bytes(victim)
     with pytest.raises(IntegrityError, match=victim.name):
-        training.load_run_state(tiny_config, tmp_path / "damaged", "classifier")
+        training_runs.load_run_state(tiny_config, tmp_path / "damaged", "classifier")
     # Resume sets the damaged step aside and retrains from step 4 to the same parameters.
-    resumed = training.train_classifier(tiny_config, tmp_path / "damaged", resume=True)
+    resumed = training_runs.train_classifier(tiny_config, tmp_path / "damaged", resume=True)
     chex.assert_trees_all_equal(finished, resumed)
     names = sorted(p.name for p in (tmp_path / "damaged" / "checkpoints").iterdir())
     assert "8" in names and any(n.startswith("8.damaged-") for n in names)
@@ -148,7 +149,7 @@ def test_missing_data_fails_before_the_run_directory_is_touched(tiny_config, tmp
         tiny_config, {"tfds_data_dir": str(tmp_path / "tfds"), "local_data_dir": str(tmp_path / "none")}
     )
     with pytest.raises(DataUnavailableError):
-        training.train_gan(config, tmp_path / "run")
+        training_runs.train_gan(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
@@ -157,11 +158,11 @@ def test_a_second_process_on_a_run_folder_is_refused(tiny_config, tmp_path):
     import sys
     import textwrap
 
-    training.train_classifier(tiny_config, tmp_path / "run", stop_after_steps=2)
+    training_runs.train_classifier(tiny_config, tmp_path / "run", stop_after_steps=2)
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import time
-            from latentjax._storage import FolderLock
+            from latentjax.storage.files import FolderLock
             with FolderLock({str(tmp_path / "run")!r}):
                 print("locked", flush=True)
                 time.sleep(60)
@@ -172,7 +173,7 @@ def test_a_second_process_on_a_run_folder_is_refused(tiny_config, tmp_path):
         assert holder.stdout.readline().strip() == "locked"
         before = (tmp_path / "run" / "run.json").read_text()
         with pytest.raises(RunDirectoryError, match="in use by another latentjax process"):
-            training.train_classifier(tiny_config, tmp_path / "run", resume=True)
+            training_runs.train_classifier(tiny_config, tmp_path / "run", resume=True)
         assert (tmp_path / "run" / "run.json").read_text() == before
     finally:
         holder.kill()
@@ -181,37 +182,37 @@ def test_a_second_process_on_a_run_folder_is_refused(tiny_config, tmp_path):
 
 
 def test_a_gan_run_given_as_the_classifier_run_is_named(tiny_config, tmp_path):
-    training.train_gan(tiny_config, tmp_path / "gan", stop_after_steps=4)
+    training_runs.train_gan(tiny_config, tmp_path / "gan", stop_after_steps=4)
     with pytest.raises(RunDirectoryError, match="is a 'gan' training run: expected a 'classifier' run"):
-        training.load_run_state(tiny_config, tmp_path / "gan", "classifier")
+        training_runs.load_run_state(tiny_config, tmp_path / "gan", "classifier")
     (tmp_path / "gan" / "run.json").write_text("{truncated")
     with pytest.raises(RunDirectoryError, match="run.json' is not a valid run record"):
-        training.load_run_state(tiny_config, tmp_path / "gan", "gan")
+        training_runs.load_run_state(tiny_config, tmp_path / "gan", "gan")
 
 
 def test_resume_refuses_a_different_config(tiny_config, tmp_path):
-    training.train_classifier(tiny_config, tmp_path / "run", stop_after_steps=2)
+    training_runs.train_classifier(tiny_config, tmp_path / "run", stop_after_steps=2)
     changed = config_lib.apply_overrides(tiny_config, {"seed": 1})
     with pytest.raises(RunDirectoryError, match="different config"):
-        training.train_classifier(changed, tmp_path / "run", resume=True)
+        training_runs.train_classifier(changed, tmp_path / "run", resume=True)
 
 
 def test_a_finished_gan_run_extends_to_the_parameters_of_a_longer_run(tiny_config, tmp_path):
     longer = config_lib.apply_overrides(tiny_config, {"gan_training.epochs": 2})
-    from_scratch = training.train_gan(longer, tmp_path / "long")
-    training.train_gan(tiny_config, tmp_path / "extended")
-    extended = training.train_gan(longer, tmp_path / "extended", resume=True)
+    from_scratch = training_runs.train_gan(longer, tmp_path / "long")
+    training_runs.train_gan(tiny_config, tmp_path / "extended")
+    extended = training_runs.train_gan(longer, tmp_path / "extended", resume=True)
     chex.assert_trees_all_equal(from_scratch, extended)
     assert json.loads((tmp_path / "extended" / "run.json").read_text())["config"]["gan_training"]["epochs"] == 2
     # Shortening is not extending; and the classifier's schedule depends on its length.
     with pytest.raises(RunDirectoryError, match="different config"):
-        training.train_gan(tiny_config, tmp_path / "extended", resume=True)
+        training_runs.train_gan(tiny_config, tmp_path / "extended", resume=True)
 
 
 def test_resume_ignores_sections_training_does_not_read(tiny_config, tmp_path):
-    training.train_classifier(tiny_config, tmp_path / "run", stop_after_steps=2)
+    training_runs.train_classifier(tiny_config, tmp_path / "run", stop_after_steps=2)
     changed = config_lib.apply_overrides(tiny_config, {"analysis.k": 5, "evaluation.num_samples": 10})
-    training.train_classifier(changed, tmp_path / "run", resume=True)
+    training_runs.train_classifier(changed, tmp_path / "run", resume=True)
 
 
 # ----------------------------------------------------------------------------- many seeds, one program
@@ -228,8 +229,8 @@ def stacked_runs(tmp_path_factory, tfds_dir):
     )
     root = tmp_path_factory.mktemp("stacked")
     states = {
-        "classifier": training.train_classifier(config, root / "classifier"),
-        "gan": training.train_gan(config, root / "gan"),
+        "classifier": training_runs.train_classifier(config, root / "classifier"),
+        "gan": training_runs.train_gan(config, root / "gan"),
     }
     return config, root, states
 
@@ -237,7 +238,7 @@ def stacked_runs(tmp_path_factory, tfds_dir):
 @pytest.mark.parametrize("kind", ["classifier", "gan"])
 def test_seeds_trained_together_equal_single_seed_runs(stacked_runs, tiny_config, tmp_path, kind):
     config, _, states = stacked_runs
-    train = {"classifier": training.train_classifier, "gan": training.train_gan}[kind]
+    train = {"classifier": training_runs.train_classifier, "gan": training_runs.train_gan}[kind]
     stacked = states[kind]
     assert all(leaf.shape[0] == 3 for leaf in jax.tree.leaves(stacked))
     for index, seed in enumerate(config.model_seeds):
@@ -254,7 +255,7 @@ def test_seeds_trained_together_equal_single_seed_runs(stacked_runs, tiny_config
 @pytest.mark.parametrize("kind", ["classifier", "gan"])
 def test_an_interrupted_stack_of_seeds_resumes_to_identical_parameters(stacked_runs, tmp_path, kind):
     config, _, states = stacked_runs
-    train = {"classifier": training.train_classifier, "gan": training.train_gan}[kind]
+    train = {"classifier": training_runs.train_classifier, "gan": training_runs.train_gan}[kind]
     train(config, tmp_path / "run", stop_after_steps=6)
     resumed = train(config, tmp_path / "run", resume=True)
     chex.assert_trees_all_equal(states[kind], resumed)
@@ -290,7 +291,7 @@ def test_vmapped_and_unrolled_seed_steps_agree(tiny_config):
     results = {}
     for layout in ("vmap", "unroll"):
         state = stack_pytrees([training.init_gan_state(config, jax.random.key(s)) for s in seeds])
-        chunk = training.loop._jit_steps(training.make_gan_step(config), stacked=True, layout=layout)
+        chunk = training.loop._jit_steps(training.make_gan_step(config, 64), stacked=True, layout=layout)
         results[layout], _ = chunk(state, images, labels, idx, root_keys, 0)
     chex.assert_trees_all_close(results["vmap"], results["unroll"], rtol=1e-3, atol=1e-4)
 

@@ -9,7 +9,7 @@ import pytest
 import latentjax as lj
 from latentjax import config as config_lib
 from latentjax import data
-from latentjax.experiment import reproduce
+from latentjax.experiment import artefacts, reproduce, summaries
 from latentjax.models.quality import classifier_accuracy
 
 # End to end (data, training, the reproduction, subprocesses): out of the quick tier, `-m "not slow"`.
@@ -78,6 +78,6 @@ def test_reproduce_on_shoes_writes_colour_figures_and_a_report(run):
     for figure in ("figure5_same_class.png", "figure6_cross_class.png"):
         pixels = matplotlib.image.imread(workdir / figure)[..., :3]
         assert np.abs(pixels[..., 0] - pixels[..., 2]).max() > 0.1, figure  # colour survived
-    manipulation = reproduce.load_artefact(workdir, "manipulation")
+    manipulation = artefacts.load_artefact(workdir, "manipulation")
     top = manipulation["apcr"]["cross"]["top"]
     assert np.asarray(top.images).shape[-3:] == (64, 64, 3)

@@ -43,7 +43,16 @@ from latentjax.analysis.stability import (
 )
 from latentjax.analysis.statistics import bootstrap_interval, mean_and_intervals
 from latentjax.analysis.structure import knn_class_accuracy, tsne_embedding
-from latentjax.analysis.weights import CONVERGED_READING, WeightResult, optimize_weights, weight_objective
+from latentjax.analysis.settings import (
+    CONVERGED_READING,
+    APCRSettings,
+    LatentSettings,
+    ManipulationSettings,
+    MethodBSettings,
+    SettingError,
+    StabilitySettings,
+)
+from latentjax.analysis.weights import WeightResult, optimize_weights, weight_objective
 
 __all__ = [
     "APCRResult",
@@ -85,6 +94,12 @@ __all__ = [
     "manipulate",
     "optimize_weights",
     "CONVERGED_READING",
+    "APCRSettings",
+    "LatentSettings",
+    "ManipulationSettings",
+    "MethodBSettings",
+    "SettingError",
+    "StabilitySettings",
     "pairwise_jaccard",
     "process_share",
     "random_k_mask",

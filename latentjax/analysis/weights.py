@@ -17,17 +17,23 @@ Two readings of the expectation (docs/method.md, "Method B"):
   codes and a random ``u ~ U[xi_min, xi_max]`` per code, exact ``|.|`` and ``max``, constant
   learning rate. Its answer wanders with floating-point rounding (docs/results.md, "Method B:
   one answer?").
-- **converged** (:data:`CONVERGED_READING`): the loss uses all ``S`` codes of the class, ``u``
+- **converged** (:data:`~latentjax.analysis.settings.CONVERGED_READING`): the loss uses all ``S`` codes of the class, ``u``
   at ``xi_nodes`` fixed Gauss-Legendre nodes, and ``|.|`` and ``max`` smoothed over a width
   ``smoothing``: one smooth, deterministic function of ``w``, minimised by Adam with its
   learning rate decayed to 0 on a cosine, or by L-BFGS with a line search
   (``solver='lbfgs'``). On the planted problem both end at a point that a 1e-6 perturbation of
   the codes moves by about 1e-6. On the shipped models the loss has many minima and a 1e-6 change
   of the codes can lead a run into another, whatever the optimiser (docs/results.md).
+
+This module holds the mathematics: the loss, one optimiser step, the start and the oriented
+result, as a :class:`~latentjax.analysis.runner.Stepper`. Where the steps run (one ``lax.scan``,
+or blocks dealt to the devices) is :mod:`latentjax.analysis.runner`'s business; the settings are a
+:class:`~latentjax.analysis.settings.MethodBSettings`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -35,18 +41,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from latentjax.analysis import validation
-from latentjax.analysis.optax_calls import optax_init, optax_update
-from latentjax.analysis.weight_options import check_options
+from latentjax.analysis import runner, validation
 from latentjax.analysis.objective import weight_objective, xi_quadrature
+from latentjax.analysis.optax_calls import optax_init, optax_update
 from latentjax.analysis.outputs import is_attribute_classifier
-from latentjax.analysis.parallel import as_pytree, is_traced, usable_cores
+from latentjax.analysis.parallel import as_pytree, is_traced
+from latentjax.analysis.settings import CONVERGED_READING, MethodBFloats, MethodBLoop, MethodBSettings  # noqa: F401
 
-#: The converged reading's settings for :func:`optimize_weights` (docs/method.md).
-CONVERGED_READING = dict(
-    solver="adam", batch_size=0, xi_nodes=1, smoothing=0.01, schedule="cosine",
-    learning_rate=0.1, steps=300,
-)
 #: Curvature pairs L-BFGS keeps.
 LBFGS_MEMORY = 10
 
@@ -63,22 +64,23 @@ class WeightResult(NamedTuple):
     snapshots: jax.Array | None = None
 
 
-class _Loop(NamedTuple):
-    """The static shape of Method B's loop: what the compiled program depends on."""
+class _Program(NamedTuple):
+    """Everything static about one Method B run: the settings' structure, a user's optimiser
+    (part of the compiled program), and the steps whose ``w`` is kept."""
 
-    solver: str
-    total_steps: int
-    batch_size: int  # 0: every code in every step
-    xi_nodes: int  # 0: u ~ U[xi_min, xi_max] drawn per code and step
-    penalty: str
-    schedule: str
-    parametrization: str
+    loop: MethodBLoop
     optimizer: optax.GradientTransformation | None
+    snapshot_steps: tuple[int, ...]
+
+    @property
+    def total_steps(self) -> int:
+        return self.loop.steps
 
 
-def _parts(learning_rate, loop: _Loop):
+def _parts(learning_rate, program: _Program):
+    loop = program.loop
     to_w = jnp.tanh if loop.parametrization == "tanh" else (lambda v: v)
-    optimizer = loop.optimizer
+    optimizer = program.optimizer
     if loop.solver == "lbfgs":
         # Its zoom line search picks every step length: no learning rate, no schedule.
         optimizer = optax.lbfgs(memory_size=LBFGS_MEMORY)
@@ -88,26 +90,28 @@ def _parts(learning_rate, loop: _Loop):
     return to_w, optimizer
 
 
-def _init_one_class(codes, init, learning_rate, loop: _Loop):
+def _init_one_class(codes, init, learning_rate, program: _Program):
     """The optimiser's start ``(v0, opt_state)`` for one class."""
-    _, optimizer = _parts(learning_rate, loop)
+    _, optimizer = _parts(learning_rate, program)
     init = init.astype(codes.dtype)
     # tanh: v such that tanh(v) = init; init is inside (-1, 1) (checked by the caller).
-    start = jnp.arctanh(init) if loop.parametrization == "tanh" else init
+    start = jnp.arctanh(init) if program.loop.parametrization == "tanh" else init
     v0 = jnp.full((codes.shape[-1],), start)
     return v0, optax_init(optimizer, v0)
 
 
 def _advance_one_class(
-    generate, classify, codes, base_scores, target, key, lam, xi_min, xi_max, smoothing,
-    learning_rate, carry, first_step, *, loop: _Loop, num_steps, unrolled, keep_path,
+    generate, classify, codes, base_scores, target, key, floats: MethodBFloats, carry, first_step,
+    *, program: _Program, num_steps, unrolled, keep_path,
 ):
     """Steps ``first_step .. first_step + num_steps - 1`` from ``carry``: ``(carry, losses, path)``.
 
     ``base_scores[S]``: ``Q_target(G(codes))``, computed once for the whole run.
     ``unrolled``: straight-line code instead of ``lax.scan`` (see ``loop`` of optimize_weights).
     """
-    to_w, optimizer = _parts(learning_rate, loop)
+    lam, xi_min, xi_max, smoothing, learning_rate, _ = floats
+    loop = program.loop
+    to_w, optimizer = _parts(learning_rate, program)
     if loop.xi_nodes:
         nodes, node_weights = xi_quadrature(loop.xi_nodes, xi_min, xi_max)
 
@@ -139,7 +143,7 @@ def _advance_one_class(
         else:
             loss, grad = jax.value_and_grad(loss_fn)(v)
             if loop.schedule == "cosine":
-                progress = jnp.minimum(step_index, loop.total_steps).astype(codes.dtype) / loop.total_steps
+                progress = jnp.minimum(step_index, loop.steps).astype(codes.dtype) / loop.steps
                 opt_state.hyperparams["learning_rate"] = learning_rate * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
             updates, opt_state = optax_update(optimizer, grad, opt_state, v)
         v = optax.apply_updates(v, updates)
@@ -147,7 +151,7 @@ def _advance_one_class(
         # curvature pairs its line search relies on (it stalls); it projects once at the end.
         if loop.parametrization == "box" and loop.solver == "adam":
             v = optax.projections.projection_box(v, -1.0, 1.0)
-        return (v, opt_state), (loss, _in_box(to_w(v), loop) if keep_path else None)
+        return (v, opt_state), (loss, _in_box(to_w(v), program) if keep_path else None)
 
     indices = first_step + jnp.arange(num_steps)
     if not unrolled:
@@ -168,31 +172,26 @@ def optimize_weights(
     codes: jax.Array,
     key: jax.Array,
     *,
+    settings: MethodBSettings | None = None,
     classes: jax.Array | None = None,
-    lam: float = 0.2,
-    xi_range: tuple[float, float] = (1.0, 3.0),
-    steps: int = 500,
-    batch_size: int = 64,
-    learning_rate: float = 1e-2,
-    init: float = 0.5,
-    parametrization: str = "box",
-    solver: str = "adam",
-    xi_nodes: int = 0,
-    smoothing: float = 0.0,
-    schedule: str = "constant",
-    penalty: str = "l2",
     optimizer: optax.GradientTransformation | None = None,
     snapshot_steps: tuple[int, ...] = (),
     loop: str = "auto",
     progress: Callable[[int, int], object] | None = None,
+    **fields,
 ) -> WeightResult:
     """Optimises ``w*`` for every class at once, all classes ``vmap``-ped in one program (Method B).
+
+    The settings are a :class:`~latentjax.analysis.settings.MethodBSettings` (``settings=``), or
+    its fields as keywords (``steps=30``), which replace the given or default settings' fields.
 
     Args:
       generate, classify: as in :func:`latentjax.compute_apcr`.
       codes: ``[C', S, N]``, the code sets ``Z_j`` (``codes[c]`` belongs to ``classes[c]``).
       key: PRNG key; class ``c`` uses ``fold_in(key, c)``. Or one key per code set, ``[C']``.
         With ``batch_size=0`` and ``xi_nodes > 0`` nothing is random and the key is unused.
+      settings: :class:`~latentjax.analysis.settings.MethodBSettings` (default: the paper's
+        reading). Its fields, also accepted as keywords:
       lam: weight of the penalty. xi_range: ``(xi_min, xi_max)``, ``0 < xi_min <= xi_max``.
       steps: optimiser steps (L-BFGS iterations, or Adam steps).
       solver: ``'adam'`` or ``'lbfgs'`` (``optax.lbfgs`` with its zoom line search; needs the
@@ -215,18 +214,19 @@ def optimize_weights(
         ``max(snapshot_steps)`` steps answers every shorter run (step ``t`` draws the same batch
         whatever ``steps`` is). Not with Adam on a cosine: its shape depends on ``steps``, so
         its step ``t`` is not a run of ``t`` steps.
-      loop: ``'device'``: the whole run is one ``lax.scan`` inside ``jit``; ``'host'``: blocks of
-        :data:`HOST_BLOCK_STEPS` unrolled steps, each one jitted call, driven from Python, for
-        groups of :data:`HOST_GROUP_ROWS` code sets dealt to the devices in turn (the same
-        mathematics: XLA:CPU runs the body of a compiled loop several times slower than the
-        same ops unrolled, and the groups keep every core busy, docs/results.md); ``'auto'``:
+      loop: ``'device'``: the whole run is one ``lax.scan`` inside ``jit``
+        (:func:`~latentjax.analysis.runner.run_compiled`); ``'host'``: blocks of unrolled steps
+        driven from Python for groups of code sets dealt to the devices
+        (:func:`~latentjax.analysis.runner.run_host_blocks`; the same mathematics: XLA:CPU runs
+        the body of a compiled loop several times slower than the same ops unrolled, and the
+        groups keep every core busy, docs/results.md); ``'auto'``:
         ``'host'`` on CPU, ``'device'`` elsewhere and whenever the inputs are traced (under
         ``jit`` or ``vmap``).
       progress: called as ``progress(steps_done, steps)`` after each block of the host loop
         (not with ``loop='device'``, which runs as one call).
 
-    The defaults are the paper's reading (module docstring); ``**CONVERGED_READING`` gives the
-    converged one. ``generate``, ``classify``, ``codes``, ``key`` and the float settings (``lam``,
+    The defaults are the paper's reading (module docstring); ``settings=CONVERGED_READING`` gives
+    the converged one. ``generate``, ``classify``, ``codes``, ``key`` and the float settings (``lam``,
     ``xi_range``, ``learning_rate``, ``init``, ``smoothing``) are traced, so the function works
     under ``jax.jit`` and ``jax.vmap`` (for example over a stack of generator seeds, see
     :func:`latentjax.stack_pytrees`).
@@ -242,38 +242,81 @@ def optimize_weights(
     >>> result = optimize_weights(generate, classify, codes, jax.random.key(1), steps=100)
     >>> jnp.argmax(jnp.abs(result.weights), axis=1).tolist()
     [1, 1]
+    >>> same = optimize_weights(generate, classify, codes, jax.random.key(1), settings=MethodBSettings(steps=100))
+    >>> bool(jnp.array_equal(same.weights, result.weights))
+    True
     >>> bool(jnp.all(jnp.abs(result.weights) <= 1.0))
     True
     """
+    settings = method_b_settings(settings, **fields)
     snapshot_steps = tuple(snapshot_steps)
-    check_options(
-        codes, steps=steps, batch_size=batch_size, xi_nodes=xi_nodes, learning_rate=learning_rate,
-        lam=lam, smoothing=smoothing, xi_range=xi_range, penalty=penalty, schedule=schedule,
-        solver=solver, optimizer=optimizer, snapshot_steps=snapshot_steps,
-        parametrization=parametrization, loop=loop, init=init,
-    )
-    xi_min, xi_max = xi_range
+    _check_run(codes, settings, optimizer=optimizer, snapshot_steps=snapshot_steps, loop=loop)
     generate, classify = as_pytree(generate), as_pytree(classify)
     classes = validation.resolve_classes(generate, classify, codes, classes)
     codes = jnp.asarray(codes)
-    as_float = lambda x: validation.as_float(x, codes.dtype)
     if _is_key_batch(key) and jnp.shape(key)[0] != codes.shape[0]:
         raise ValueError(
             f"key of shape {jnp.shape(key)}: expected one key, or one per code set ({codes.shape[0]})."
         )
-    floats = (lam, xi_min, xi_max, smoothing, learning_rate, init)
-    traced = is_traced(generate, classify, codes, key, *floats)
+    floats = MethodBFloats(*(validation.as_float(x, codes.dtype) for x in settings.floats))
+    traced = is_traced(generate, classify, codes, key, *settings.floats)
     host = loop == "host" or (loop == "auto" and not traced and jax.default_backend() == "cpu")
     if host and traced:
         raise ValueError("loop='host' drives the steps from Python: expected concrete inputs, not traced ones.")
-    spec = _Loop(solver, int(steps), int(batch_size), int(xi_nodes), penalty, schedule, parametrization, optimizer)
-    run, extra = (_optimize_host, dict(progress=progress)) if host else (_optimize_jit, {})
-    result, invalid = run(
-        generate, classify, codes, jnp.asarray(classes, jnp.int32), key,
-        *(as_float(x) for x in floats), loop=spec, snapshot_steps=snapshot_steps, **extra,
-    )
+    program = _Program(settings.static, optimizer, snapshot_steps)
+    shared = (generate, classify, floats)
+    rows = (codes, jnp.asarray(classes, jnp.int32), _row_keys(key, codes.shape[0]))
+    options = dict(total_steps=program.total_steps, keep_path=bool(snapshot_steps))
+    if host:
+        result, invalid = runner.run_host_blocks(METHOD_B, shared, rows, program, progress=progress, **options)
+    else:
+        result, invalid = runner.run_compiled(METHOD_B, shared, rows, program, **options)
     validation.raise_for_invalid_rows(invalid, "while optimising Method B's weights", is_attribute_classifier(classify))
     return result
+
+
+def method_b_settings(settings: MethodBSettings | None = None, **fields) -> MethodBSettings:
+    """``settings`` (default :class:`MethodBSettings`) with ``fields`` replaced, validated.
+
+    >>> method_b_settings(steps=30).steps
+    30
+    >>> method_b_settings(stepz=30)
+    Traceback (most recent call last):
+    ...
+    TypeError: unknown Method B setting(s) ['stepz']: expected fields of MethodBSettings: lam, xi_range, steps, batch_size, learning_rate, init, parametrization, solver, xi_nodes, smoothing, schedule, penalty.
+    """
+    names = [f.name for f in dataclasses.fields(MethodBSettings)]
+    unknown = sorted(set(fields) - set(names))
+    if unknown:
+        raise TypeError(f"unknown Method B setting(s) {unknown}: expected fields of MethodBSettings: {', '.join(names)}.")
+    if "xi_range" in fields:
+        fields["xi_range"] = tuple(fields["xi_range"])
+    settings = (settings or MethodBSettings()).replace(**fields)
+    return settings.validate()
+
+
+def _check_run(codes, settings: MethodBSettings, *, optimizer, snapshot_steps, loop) -> None:
+    """What only a run can get wrong, beyond its settings (:meth:`MethodBSettings.validate`)."""
+    validation.check_codes(codes, ndim=3)
+    if settings.solver == "lbfgs" and optimizer is not None:
+        raise ValueError("solver='lbfgs' with your own optimizer: expected no optimizer (or solver='adam').")
+    if settings.solver == "adam" and optimizer is not None and settings.schedule != "constant":
+        raise ValueError(
+            f"schedule={settings.schedule!r} with your own optimizer: expected schedule='constant' "
+            "(give the optimiser its own schedule, e.g. optax.cosine_decay_schedule)."
+        )
+    for t in snapshot_steps:
+        if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= settings.steps:
+            raise ValueError(
+                f"snapshot_steps={snapshot_steps!r}: expected integers in 1..steps={settings.steps}."
+            )
+    if snapshot_steps and settings.solver == "adam" and settings.schedule != "constant":
+        raise ValueError(
+            f"snapshot_steps={snapshot_steps!r} with schedule={settings.schedule!r}: expected "
+            "schedule='constant' (a decaying schedule's step t is not a run of t steps)."
+        )
+    if loop not in ("auto", "device", "host"):
+        raise ValueError(f"loop={loop!r}: expected 'auto', 'device' or 'host'.")
 
 
 def _is_key_batch(key) -> bool:
@@ -289,25 +332,32 @@ def _row_keys(key, num_rows):
     return jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(num_rows))
 
 
-def _start(generate, classify, codes, classes, init, learning_rate, loop: _Loop):
-    """``(base_scores[C', S], invalid, carry)``: the fixed codes' scores, computed once, and the
-    optimiser's start for every class."""
+def _start(shared, rows, program: _Program):
+    """``(base_scores[C', S], carry, invalid)``: the fixed codes' scores, computed once, the
+    optimiser's start for every class, and the count of invalid classifier outputs."""
+    generate, classify, floats = shared
+    codes, classes, _ = rows
+
     def per_class(c, t):
         probs = classify(generate(c))
         invalid = validation.invalid_probability_rows(probs, independent=is_attribute_classifier(classify))
-        return probs[:, t], invalid, _init_one_class(c, init, learning_rate, loop)
+        return probs[:, t], invalid, _init_one_class(c, floats.init, floats.learning_rate, program)
 
     base, invalid, carry = jax.vmap(per_class)(codes, classes)
-    return jax.lax.stop_gradient(base), jnp.sum(invalid), carry
+    return jax.lax.stop_gradient(base), carry, jnp.sum(invalid)
 
 
-def _advance_all(generate, classify, codes, base, classes, keys, lam, xi_min, xi_max, smoothing,
-                 learning_rate, carry, first_step, **options):
+def _advance(shared, rows, base, carry, first_step, program: _Program, num_steps, unrolled, keep_path):
+    """Every class's steps ``first_step ..`` from ``carry``: ``(carry, (losses, path))``."""
+    generate, classify, floats = shared
+    codes, classes, keys = rows
+
     def per_class(c, b, t, k, state):
-        return _advance_one_class(generate, classify, c, b, t, k, lam, xi_min, xi_max, smoothing,
-                                  learning_rate, state, first_step, **options)
+        return _advance_one_class(generate, classify, c, b, t, k, floats, state, first_step,
+                                  program=program, num_steps=num_steps, unrolled=unrolled, keep_path=keep_path)
 
-    return jax.vmap(per_class)(codes, base, classes, keys, carry)
+    carry, losses, path = jax.vmap(per_class)(codes, base, classes, keys, carry)
+    return carry, (losses, path)
 
 
 def orient_weights(generate, classify, codes, target, w, xi_mid) -> jax.Array:
@@ -334,108 +384,27 @@ def orient_weights(generate, classify, codes, target, w, xi_mid) -> jax.Array:
     return jax.lax.map(one, flat).reshape(w.shape)
 
 
-def _in_box(w, loop: _Loop):
-    return optax.projections.projection_box(w, -1.0, 1.0) if loop.parametrization == "box" else w
+def _in_box(w, program: _Program):
+    return optax.projections.projection_box(w, -1.0, 1.0) if program.loop.parametrization == "box" else w
 
 
-def _finish(generate, classify, codes, classes, xi_min, xi_max, carry, losses, path, learning_rate,
-            loop: _Loop, snapshot_steps):
-    to_w, _ = _parts(learning_rate, loop)
-    to_w = lambda v, to_w=to_w: _in_box(to_w(v), loop)
-    xi_mid = 0.5 * (xi_min + xi_max)
+def _finish(shared, rows, base, carry, outputs, program: _Program) -> WeightResult:
+    """``w*`` (in the box, oriented to raise each class) and the kept snapshots."""
+    del base
+    generate, classify, floats = shared
+    codes, classes, _ = rows
+    losses, path = outputs
+    to_w, _ = _parts(floats.learning_rate, program)
+    to_w = lambda v, to_w=to_w: _in_box(to_w(v), program)
+    xi_mid = 0.5 * (floats.xi_min + floats.xi_max)
     orient = jax.vmap(lambda c, t, w: orient_weights(generate, classify, c, t, w, xi_mid))
+    snapshot_steps = program.snapshot_steps
     snapshots = path[:, jnp.asarray(snapshot_steps) - 1] if snapshot_steps else None
     if snapshots is not None:
         snapshots = orient(codes, classes, snapshots)
     return WeightResult(orient(codes, classes, to_w(carry[0])), losses, snapshots)
 
 
-def _optimize_all(generate, classify, codes, classes, key, lam, xi_min, xi_max, smoothing,
-                  learning_rate, init, *, loop: _Loop, snapshot_steps):
-    """The whole run as one program: ``lax.scan`` over the steps."""
-    base, invalid, carry = _start(generate, classify, codes, classes, init, learning_rate, loop)
-    carry, losses, path = _advance_all(
-        generate, classify, codes, base, classes, _row_keys(key, codes.shape[0]), lam, xi_min,
-        xi_max, smoothing, learning_rate, carry, jnp.int32(0), loop=loop,
-        num_steps=loop.total_steps, unrolled=False, keep_path=bool(snapshot_steps),
-    )
-    return _finish(generate, classify, codes, classes, xi_min, xi_max, carry, losses, path,
-                   learning_rate, loop, snapshot_steps), invalid
-
-
-# Only the loop's shape (steps, batch, nodes, penalty, schedule, parametrisation, a user's
-# optimiser) is part of the program; models, codes, keys and every float setting are traced.
-_optimize_jit = jax.jit(_optimize_all, static_argnames=("loop", "snapshot_steps"))
-_start_jit = jax.jit(_start, static_argnames=("loop",))
-_finish_jit = jax.jit(_finish, static_argnames=("loop", "snapshot_steps"))
-_advance_jit = jax.jit(_advance_all, static_argnames=("loop", "num_steps", "unrolled", "keep_path"))
-
-#: Steps per compiled block of ``loop='host'``: long enough that the per-call cost is small,
-#: short enough to compile in seconds.
-HOST_BLOCK_STEPS = 10
-#: Code sets per call of ``loop='host'``. The groups are dealt to the devices in turn (on CPU, to
-#: as many as there are cores) and run at once (XLA:CPU leaves a core idle in one call of these
-#: small convolutions). The size is fixed, not one group per device, so the numbers do not depend
-#: on how many devices there are.
-HOST_GROUP_ROWS = 5
-
-
-class _HostGroup(NamedTuple):
-    """One group's inputs to the host loop, placed on its device."""
-
-    generate: Callable
-    classify: Callable
-    codes: jax.Array
-    classes: jax.Array
-    keys: jax.Array
-    lam: jax.Array
-    xi_min: jax.Array
-    xi_max: jax.Array
-    smoothing: jax.Array
-    learning_rate: jax.Array
-    init: jax.Array
-
-
-def _optimize_host(generate, classify, codes, classes, key, lam, xi_min, xi_max, smoothing,
-                   learning_rate, init, *, loop: _Loop, snapshot_steps, progress=None):
-    """The same steps as :func:`_optimize_all`, as jitted straight-line blocks called from Python,
-    for groups of :data:`HOST_GROUP_ROWS` code sets spread over the devices."""
-    keys, devices = _row_keys(key, codes.shape[0]), jax.local_devices()
-    if devices[0].platform == "cpu":  # more CPU devices than cores only cost compilations
-        devices = devices[: usable_cores()]
-    groups = [
-        jax.device_put(
-            _HostGroup(generate, classify, codes[rows], classes[rows], keys[rows], lam, xi_min,
-                       xi_max, smoothing, learning_rate, init),
-            devices[index % len(devices)],
-        )
-        for index, rows in enumerate(
-            slice(first, first + HOST_GROUP_ROWS) for first in range(0, codes.shape[0], HOST_GROUP_ROWS)
-        )
-    ]
-    starts = [_start_jit(g.generate, g.classify, g.codes, g.classes, g.init, g.learning_rate, loop) for g in groups]
-    carries = [carry for _, _, carry in starts]
-    losses, paths = [[] for _ in groups], [[] for _ in groups]
-    for first in range(0, loop.total_steps, HOST_BLOCK_STEPS):
-        for i, (g, (base, _, _)) in enumerate(zip(groups, starts)):
-            # Dispatched without waiting: the devices run their groups at once.
-            carries[i], block_losses, path = _advance_jit(
-                g.generate, g.classify, g.codes, base, g.classes, g.keys, g.lam, g.xi_min, g.xi_max,
-                g.smoothing, g.learning_rate, carries[i], jnp.int32(first), loop=loop,
-                num_steps=min(HOST_BLOCK_STEPS, loop.total_steps - first), unrolled=True,
-                keep_path=bool(snapshot_steps),
-            )
-            losses[i].append(block_losses)
-            paths[i].append(path)
-        if progress is not None:
-            jax.block_until_ready([group_losses[-1] for group_losses in losses])
-            progress(min(first + HOST_BLOCK_STEPS, loop.total_steps), loop.total_steps)
-    results = [
-        _finish_jit(g.generate, g.classify, g.codes, g.classes, g.xi_min, g.xi_max, carry,
-                    jnp.concatenate(group_losses, axis=1),
-                    jnp.concatenate(group_paths, axis=1) if snapshot_steps else None,
-                    g.learning_rate, loop, snapshot_steps)
-        for g, carry, group_losses, group_paths in zip(groups, carries, losses, paths)
-    ]
-    gathered = jax.device_put((results, [invalid for _, invalid, _ in starts]), devices[0])
-    return jax.tree.map(lambda *parts: jnp.concatenate(parts), *gathered[0]), sum(gathered[1])
+#: Method B as the runner executes it. Only the program's shape (settings' structure, a user's
+#: optimiser, the snapshot steps) is static; models, codes, keys and every float are traced.
+METHOD_B = runner.Stepper(_start, _advance, _finish)

@@ -26,8 +26,8 @@ import urllib.parse
 
 import numpy as np
 
-from latentjax._extras import require
-from latentjax._storage import unwritable_ancestor
+from latentjax.extras import require
+from latentjax.storage.files import unwritable_ancestor
 from latentjax.errors import DataUnavailableError
 
 DATA_DIR_ENV = "LATENTJAX_DATA_DIR"

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
-from latentjax._storage import sha256_file
+from latentjax.storage.files import sha256_file
 from latentjax.errors import DataUnavailableError
 
 IMAGE_SIZE = 64

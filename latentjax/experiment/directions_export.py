@@ -12,11 +12,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from latentjax import _storage, data
+from latentjax import data
+from latentjax.storage import files as storage
 from latentjax.analysis.sets import signed_directions
 from latentjax.directions import save_directions
 from latentjax.errors import RunDirectoryError
 from latentjax.experiment import stages
+from latentjax.experiment.artefacts import load_artefact
+from latentjax.models.pretrained import load_pretrained
+from latentjax.storage.runs import read_run_record
 
 
 def run_directions(a, apcr, weights, finder_directions=None) -> dict[str, np.ndarray]:
@@ -55,9 +59,6 @@ def write_directions(folder: pathlib.Path, config, found: dict[str, np.ndarray],
 def export_directions(run: str | os.PathLike, output: str | os.PathLike | None = None) -> list[pathlib.Path]:
     """Writes the directions of a finished reproduction ``run`` into ``output`` (a new folder;
     default ``<run>/directions``) and returns the files."""
-    from latentjax.experiment.reproduce import load_artefact
-    from latentjax.models.pretrained import load_pretrained
-    from latentjax.runs import read_run_record
 
     run = pathlib.Path(run)
     record = read_run_record(run)
@@ -80,7 +81,7 @@ def export_directions(run: str | os.PathLike, output: str | os.PathLike | None =
 
 def write_directions_folder(folder: pathlib.Path, config, found, generator=None) -> list[pathlib.Path]:
     """:func:`write_directions` into a new ``folder`` that appears whole or not at all."""
-    with _storage.committed_directory(folder, checksums=False) as staging:
+    with storage.committed_directory(folder, checksums=False) as staging:
         write_directions(staging, config, found, generator)
         (staging / "README.txt").write_text(
             "One file per finder and analysis seed: <finder>-seed<s>.npz with its record in <finder>-seed<s>.json.\n"

@@ -18,7 +18,7 @@ import pathlib
 import jax
 import numpy as np
 
-from latentjax import _storage
+from latentjax.storage import files as storage
 from latentjax.analysis import edit_codes, invert_images
 from latentjax.directions import load_directions
 from latentjax.images import read_photos, save_image_grid, tile_images
@@ -94,7 +94,7 @@ def edit_to_folder(
         "distances": np.asarray(edit.distances).tolist(),
         "direction_metadata": {k: saved.metadata.get(k) for k in ("finder", "names", "settings", "version")},
     }
-    with _storage.committed_directory(output) as folder:
+    with storage.committed_directory(output) as folder:
         folder.mkdir()
         # Rows: codes; columns: distances.
         save_image_grid(folder / "grid.png", images.transpose(1, 0, 2, 3, 4).reshape(-1, *images.shape[2:]), ncols=images.shape[0])

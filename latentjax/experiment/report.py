@@ -6,7 +6,7 @@ import base64
 import pathlib
 import re
 
-from latentjax._extras import require
+from latentjax.extras import require
 
 require("matplotlib", "report", "The report's figures")
 import matplotlib  # noqa: E402
@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from latentjax._storage import atomic_path, atomic_write_text  # noqa: E402
+from latentjax.storage.files import atomic_path, atomic_write_text  # noqa: E402
 from latentjax.experiment import stable_sets  # noqa: E402
 from latentjax.images import tile_images  # noqa: E402
 

@@ -47,7 +47,7 @@ def summarize_stability(a, apcr, weights: stages.MethodB, high, class_names, *, 
     return {
         "pairs": fits // 2,
         "fits": fits,
-        "q": stages.stability_q(a),
+        "q": stages.stability_settings(a).q,
         "threshold": float(a.stability_threshold),
         "error_bound": float(np.asarray(weight_result.error_bound).reshape(-1)[0]),
         "confidence": confidence,

@@ -30,6 +30,9 @@ from latentjax.analysis.finders import find_directions
 from latentjax.analysis.latents import ClassLatents, invert_images, sample_class_latents
 from latentjax.analysis.manipulation import ManipulationResult, compare_sets
 from latentjax.analysis.parallel import stack_pytrees
+from latentjax.analysis.settings import (
+    APCRSettings, LatentSettings, ManipulationSettings, MethodBSettings, StabilitySettings,
+)
 from latentjax.analysis.sets import controlling_set, intersection_ratio, signed_directions, top_k_mask
 from latentjax.analysis.structure import tsne_embedding
 from latentjax.analysis import stability
@@ -63,6 +66,49 @@ def seed_keys(seeds, stream: int) -> jax.Array:
     return jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), stream))(jnp.asarray(seeds))
 
 
+def latent_settings(a) -> LatentSettings:
+    """The latent sets' settings a config section holds."""
+    return LatentSettings.from_config(a)
+
+
+def apcr_settings(a) -> APCRSettings:
+    """Method A's settings a config section holds."""
+    return APCRSettings.from_config(a)
+
+
+def method_b_settings(a) -> MethodBSettings:
+    """Method B's settings a config section holds."""
+    return MethodBSettings.from_config(a)
+
+
+def stability_settings(a) -> StabilitySettings | None:
+    """Stability selection's settings, or ``None`` for one run of Method B (``weight_pairs = 0``);
+    ``q = stability_q``, or ``k`` when that is 0."""
+    if not a.get("weight_pairs", 0):
+        return None
+    return StabilitySettings(pairs=int(a.weight_pairs), q=int(a.get("stability_q", 0) or a.k), threshold=a.stability_threshold)
+
+
+def manipulation_settings(a) -> ManipulationSettings:
+    """The manipulation's settings a config section holds."""
+    return ManipulationSettings.from_config(a)
+
+
+def stage_identity(name: str, a, **extra) -> dict:
+    """What a stage's result depends on, from the settings objects it reads: a saved stage is
+    keyed by this, so a setting added to those objects can never leave a stale result in use."""
+    reads = {
+        "latents": lambda: {"latents": latent_settings(a).record()},
+        "held_out": lambda: {"latents": latent_settings(a).record(), "samples_per_class": a.finder_samples_per_class},
+        "apcr": lambda: {"latents": latent_settings(a).record(), "apcr": apcr_settings(a).record()},
+        "weights": lambda: {
+            "latents": latent_settings(a).record(), "method_b": method_b_settings(a).record(),
+            "stability": None if stability_settings(a) is None else stability_settings(a).record(),
+        },
+    }
+    return {**reads[name](), **extra}
+
+
 def class_latents(
     generate, classify, a, *, latent_dim: int, num_classes: int, samples_per_class: int | None = None,
     stream: int = 0,
@@ -73,13 +119,15 @@ def class_latents(
     :func:`held_out_latents`). Raises ``RuntimeError`` naming the seed and classes
     that stayed short of ``S`` codes.
     """
-    wanted = a.samples_per_class if samples_per_class is None else samples_per_class
+    settings = latent_settings(a)
+    if samples_per_class is not None:
+        settings = settings.replace(samples_per_class=samples_per_class)
+    wanted = settings.samples_per_class
 
     def one_seed(key):
         return sample_class_latents(
             generate, classify, key, latent_dim=latent_dim, num_classes=num_classes,
-            samples_per_class=wanted, threshold=a.threshold,
-            batch_size=a.sample_batch, max_draws=a.max_draws, require_full=False,
+            require_full=False, **settings.keywords(),
         )
 
     result = jax.vmap(one_seed)(seed_keys(a.seeds, stream))
@@ -122,9 +170,8 @@ def correlation_scores(generate, classify, a, latents: ClassLatents, progress=No
     num_seeds, num_classes = codes.shape[:2]
     result = compute_apcr(
         generate, classify, codes.reshape(num_seeds * num_classes, *codes.shape[2:]),
-        classes=jnp.tile(jnp.arange(num_classes), num_seeds), delta=a.delta, m=a.m,
-        relative=a.relative, signed=a.signed, eps=a.eps, chunk_size=a.chunk_size or None,
-        progress=progress,
+        classes=jnp.tile(jnp.arange(num_classes), num_seeds), progress=progress,
+        **apcr_settings(a).keywords(),
     )
     per_seed = lambda x: jnp.moveaxis(x.reshape(*x.shape[:-1], num_seeds, num_classes), -2, 0)
     return APCRResult(
@@ -158,21 +205,6 @@ def method_b_from_tree(**tree) -> MethodB:
     return MethodB(**tree, stability=None if stability is None else Stability(**stability))
 
 
-def stability_q(a) -> int:
-    """Dimensions each fit selects: ``a.stability_q``, or ``a.k`` when it is 0."""
-    return int(a.get("stability_q", 0) or a.k)
-
-
-def method_b_options(a) -> dict:
-    """``a``'s Method B settings as :func:`~latentjax.optimize_weights` keywords."""
-    return dict(
-        lam=a.lam, xi_range=(a.xi_min, a.xi_max), steps=a.weight_steps, batch_size=a.weight_batch,
-        learning_rate=a.weight_learning_rate, init=a.weight_init, parametrization=a.parametrization,
-        solver=a.weight_solver, xi_nodes=a.weight_xi_nodes, smoothing=a.weight_smoothing,
-        schedule=a.weight_schedule, penalty=a.weight_penalty,
-    )
-
-
 def optimised_weights(
     generate, classify, a, latents: ClassLatents, snapshot_steps=(), progress=None
 ) -> MethodB:
@@ -186,11 +218,11 @@ def optimised_weights(
     """
     codes = jnp.asarray(latents.codes)
     num_seeds, num_classes = codes.shape[:2]
-    pairs = int(a.get("weight_pairs", 0))
-    options = dict(method_b_options(a), snapshot_steps=tuple(snapshot_steps), progress=progress)
-    if pairs:
-        fits = stability.weight_fits(generate, classify, codes, seed_keys(a.seeds, 1), pairs=pairs, **options)
-        select = jax.vmap(lambda w: stability.selection_stability(w, q=stability_q(a), threshold=a.stability_threshold))
+    selection = stability_settings(a)
+    options = dict(settings=method_b_settings(a), snapshot_steps=tuple(snapshot_steps), progress=progress)
+    if selection is not None:
+        fits = stability.weight_fits(generate, classify, codes, seed_keys(a.seeds, 1), pairs=selection.pairs, **options)
+        select = jax.vmap(lambda w: stability.selection_stability(w, q=selection.q, threshold=selection.threshold))
         found = select(fits.weights)  # weights [seeds, F, C, N]
         snapshots = snapshot_stable = None
         if fits.snapshots is not None:
@@ -217,11 +249,11 @@ def optimised_weights(
 def apcr_stabilities(a, apcr: APCRResult) -> Stability:
     """Method A's stability selection for every seed (``apcr`` stacked over seeds): the same
     halves as Method B's (:func:`optimised_weights`), APCR averaged over each, no model call."""
-    pairs = int(a.weight_pairs)
+    selection = stability_settings(a)
     if apcr.per_code is None:
         raise ValueError("this APCR artefact holds no per-code APCR (written before it was kept): run the apcr stage again.")
     one = lambda per_code, directions, key: stability.apcr_stability(
-        per_code, key, pairs=pairs, q=stability_q(a), threshold=a.stability_threshold, directions=directions
+        per_code, key, pairs=selection.pairs, q=selection.q, threshold=selection.threshold, directions=directions
     )
     return jax.vmap(one)(jnp.asarray(apcr.per_code), jnp.asarray(apcr.directions), seed_keys(a.seeds, 1))
 
@@ -392,4 +424,4 @@ def compare_finders(
 
 def alpha_grid(a) -> np.ndarray:
     """The manipulation strengths ``alpha``: ``num_alphas`` values from ``-alpha_max`` to it."""
-    return np.linspace(-a.alpha_max, a.alpha_max, a.num_alphas).astype(np.float32)
+    return manipulation_settings(a).alphas()

@@ -5,7 +5,7 @@
 - ``models``: shipped names or exported folders, one per model seed (independently trained
   GANs; see ``configs/gan_seeds.py``);
 - ``analysis_seeds``: the seeds of the latent sets and of Method B (``analysis.seeds``);
-- ``grid``: ``{setting: values}`` over :data:`latentjax.sweep_grid.SWEEP_KEYS`; a cell is one
+- ``grid``: ``{setting: values}`` over :data:`latentjax.config.sweep_grid.SWEEP_KEYS`; a cell is one
   combination (last key fastest), every other setting comes from ``config.analysis``.
 
 Every cell runs all its model and analysis seeds: the analysis seeds as one program per stage
@@ -54,7 +54,7 @@ import ml_collections
 import numpy as np
 
 from latentjax import config as config_lib
-from latentjax._progress import ProgressLog, stage_progress
+from latentjax.progress import ProgressLog, stage_progress
 from latentjax.analysis.apcr import APCRResult
 from latentjax.analysis.latents import ClassLatents
 from latentjax.analysis.manipulation import compare_sets
@@ -64,21 +64,12 @@ from latentjax.experiment import directions_export, stages
 from latentjax.experiment.sweep_tables import (  # noqa: F401 (read_table: the tables' reader)
     METHODS, SET_NAMES, cell_name, read_table, summarize, summarize_finders, to_csv,
 )
-from latentjax._storage import atomic_write_text, check_writable
-from latentjax.experiment.reproduce import FINDER_MEASURES, _to_tree, stored_stage  # one way to save a stage
+from latentjax.storage.files import atomic_write_text, check_writable
+from latentjax.experiment.artefacts import stored_stage, to_tree
+from latentjax.experiment.summaries import FINDER_MEASURES
 from latentjax.models import make_generator_layer
 from latentjax.models.pretrained import load_pretrained
-from latentjax.runs import run_directory
-
-#: The settings each shared stage reads; a stage's artefact is keyed by them.
-LATENT_KEYS = ("samples_per_class", "threshold", "sample_batch", "max_draws")
-APCR_KEYS = LATENT_KEYS + ("delta", "m", "relative", "signed", "eps")
-WEIGHT_KEYS = LATENT_KEYS + (
-    "lam", "xi_min", "xi_max", "weight_batch", "weight_learning_rate", "weight_init",
-    "parametrization", "weight_solver", "weight_xi_nodes", "weight_smoothing", "weight_schedule",
-    "weight_penalty", "weight_pairs", "stability_threshold",
-)
-
+from latentjax.storage.runs import run_directory
 
 class SweepResult(NamedTuple):
     """What :func:`run_sweep` returns: the tidy table rows, the per-cell summaries, the folder."""
@@ -151,7 +142,7 @@ class _StageCache:
         computed = None
         if missing:
             start = time.perf_counter()
-            computed = _to_tree(compute(missing))
+            computed = to_tree(compute(missing))
             self.log(f"  stage {name} seeds {list(missing)} {settings}: {time.perf_counter() - start:.1f} s")
         slices = []
         for seed, path in paths.items():
@@ -159,7 +150,7 @@ class _StageCache:
             if seed in missing:
                 slice_fn = lambda i=missing.index(seed): jax.tree.map(lambda x: x[:, i : i + 1], computed)
             else:  # used only when the saved artefact turns out damaged: this seed again
-                slice_fn = lambda seed=seed: _to_tree(compute((seed,)))
+                slice_fn = lambda seed=seed: to_tree(compute((seed,)))
             tree, _ = stored_stage(path, name, slice_fn, self.log, {"stage": name, "seed": seed, "settings": settings})
             slices.append(tree)
         return kind(**jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *slices))
@@ -176,10 +167,6 @@ def _seed_slice(tree, all_seeds, seeds: tuple):
     """The entries of ``seeds`` from a stage stacked over models and ``all_seeds`` (axis 1)."""
     index = np.asarray([list(all_seeds).index(s) for s in seeds])
     return jax.tree.map(lambda x: np.asarray(x)[:, index], tree)
-
-
-def _settings(a, keys) -> dict:
-    return {k: a[k] for k in keys}
 
 
 def _snapshots_are_runs(a) -> bool:
@@ -364,7 +351,7 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
             sub = _with_seeds(a, seeds)
             return _over_models(lambda g, c: stages.class_latents(g, c, sub, **shapes), models, layout)
 
-        latents = cache.get("latents", ClassLatents, _settings(a, LATENT_KEYS), latents_fn)
+        latents = cache.get("latents", ClassLatents, stages.stage_identity("latents", a), latents_fn)
         for index, model_label in enumerate(sw.models):
             stages.check_latent_counts(jax.tree.map(lambda x: x[index], latents), a, f"model {model_label}, ")
 
@@ -376,14 +363,13 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
                                     _seed_slice(latents, all_seeds, seeds))
             return compute
 
-        apcr = cache.get("apcr", APCRResult, _settings(a, APCR_KEYS), per_seed_stage(
+        apcr = cache.get("apcr", APCRResult, stages.stage_identity("apcr", a), per_seed_stage(
             lambda g, c, sub, l: stages.correlation_scores(g, c, sub, l, progress=stage_progress("apcr: chunks of rows", log))))
         # One run of the longest length whose snapshots are the shorter runs; with Adam on a
         # decaying schedule each group holds one length, and its final weights count.
         snapshots = tuple(steps) if _snapshots_are_runs(a) else ()
         weights = cache.get(
-            "weights", stages.method_b_from_tree, {**_settings(a, WEIGHT_KEYS), "stability_q": stages.stability_q(a) if a.weight_pairs else 0,
-             "snapshot_steps": steps},
+            "weights", stages.method_b_from_tree, stages.stage_identity("weights", a, snapshot_steps=steps),
             per_seed_stage(lambda g, c, sub, l: stages.optimised_weights(
                 g, c, sub, l, snapshot_steps=snapshots, progress=stage_progress("weights: steps", log))),
         )
@@ -395,7 +381,7 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
 
             held_out = cache.get(
                 "held_out", ClassLatents,
-                {**_settings(a, LATENT_KEYS), "finder_samples_per_class": a.finder_samples_per_class},
+                stages.stage_identity("held_out", a),
                 held_out_fn,
             )
         for index, cell in pending:

@@ -10,9 +10,9 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from latentjax._storage import atomic_write_text  # noqa: E402
+from latentjax.storage.files import atomic_write_text  # noqa: E402
 from latentjax.experiment.report import _save  # noqa: E402  (one way to write a figure)
-from latentjax.experiment.reproduce import PAPER_TABLE_1  # noqa: E402
+from latentjax.experiment.summaries import PAPER_TABLE_1  # noqa: E402
 
 
 def _interval(row: dict, prefix: str) -> str:

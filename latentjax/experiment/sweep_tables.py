@@ -14,7 +14,7 @@ import numpy as np
 from latentjax import data
 from latentjax.analysis.statistics import bootstrap_interval, mean_and_intervals
 from latentjax.experiment import stages
-from latentjax.experiment.reproduce import FINDER_MEASURES
+from latentjax.experiment.summaries import FINDER_MEASURES
 
 METHODS = ("apcr", "weights")
 SET_NAMES = stages.SET_NAMES

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from latentjax import data
-from latentjax._storage import check_writable, committed_directory
+from latentjax.storage.files import check_writable, committed_directory
+from latentjax.experiment import training_runs
 from latentjax.models import training
 from latentjax.models.networks import ModelSpec, make_classify, make_features, make_generate
 from latentjax.models.pretrained import PretrainedModels, export_models, load_pretrained
@@ -65,8 +66,8 @@ def models_from_runs(
             )
         classifier_state = {"classifier": shipped.classifier_variables}
     else:
-        classifier_state = training.load_run_state(config, classifier_run, "classifier")
-    gan_state = training.load_run_state(config, gan_run, "gan")
+        classifier_state = training_runs.load_run_state(config, classifier_run, "classifier")
+    gan_state = training_runs.load_run_state(config, gan_run, "gan")
     seeds = training.run_seeds(config)
     if seeds is not None:
         seed = seeds[0] if seed is None else seed
@@ -186,9 +187,9 @@ def train_and_export(
         log(f"models: using {exported}, exported earlier")
         return exported
     log(f"models: training the classifier in {directory / 'classifier'}")
-    training.train_classifier(config, directory / "classifier", resume=True)
+    training_runs.train_classifier(config, directory / "classifier", resume=True)
     log(f"models: training the GAN in {directory / 'gan'}")
-    training.train_gan(config, directory / "gan", resume=True)
+    training_runs.train_gan(config, directory / "gan", resume=True)
     log("models: evaluating and exporting")
     export_from_runs(config, directory / "classifier", directory / "gan", exported)
     return exported

@@ -9,7 +9,7 @@
 - :mod:`latentjax.models.quality`: accuracy, class shares and Fréchet distances.
 """
 
-from latentjax._extras import require
+from latentjax.extras import require
 
 for _module in ("flax", "orbax.checkpoint", "ml_collections"):
     require(_module, "models", "latentjax.models (networks, training, checkpoints)")

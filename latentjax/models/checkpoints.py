@@ -5,7 +5,7 @@ arrays) and ``metadata`` (JSON). Training runs save periodically and resume from
 step; exported models are the same layout with one step, so one reader serves both.
 
 Integrity: Orbax writes each step to a temporary folder and renames it when complete; after that
-every step gets a checksum file (SHA-256 of each of its files, see :mod:`latentjax._storage`),
+every step gets a checksum file (SHA-256 of each of its files, see :mod:`latentjax.storage.files`),
 and a step counts as saved only once that file exists. Every restore checks it first, so a
 truncated or bit-flipped checkpoint is an :class:`~latentjax.errors.IntegrityError` that names
 the file instead of silently different weights. :func:`save_final` writes its folder under a
@@ -22,7 +22,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-from latentjax import _storage
+from latentjax.storage import files as storage
 from latentjax.errors import CheckpointMismatchError, IntegrityError
 
 
@@ -62,11 +62,11 @@ def save(
         force=True,
     )
     manager.wait_until_finished()
-    _storage.write_checksums(step_directory(manager, step))
+    storage.write_checksums(step_directory(manager, step))
 
 
 #: Adopts a checkpoint step folder written before checksums existed (once its content is trusted).
-write_checksums = _storage.write_checksums
+write_checksums = storage.write_checksums
 
 
 def step_directory(manager: ocp.CheckpointManager, step: int) -> pathlib.Path:
@@ -75,7 +75,7 @@ def step_directory(manager: ocp.CheckpointManager, step: int) -> pathlib.Path:
 
 def verify(manager: ocp.CheckpointManager, step: int) -> None:
     """Raises :class:`IntegrityError` (naming the file) unless ``step`` is complete and intact."""
-    _storage.verify_checksums(step_directory(manager, step))
+    storage.verify_checksums(step_directory(manager, step))
 
 
 def newest_intact_step(manager: ocp.CheckpointManager, log=print) -> int | None:
@@ -90,7 +90,7 @@ def newest_intact_step(manager: ocp.CheckpointManager, log=print) -> int | None:
             verify(manager, step)
             return step
         except IntegrityError as exc:
-            moved = _storage.set_aside(step_directory(manager, step))
+            moved = storage.set_aside(step_directory(manager, step))
             log(f"checkpoint step {step} is damaged ({exc}); set aside as {moved.name}")
             manager.reload()
     return None
@@ -156,7 +156,7 @@ def save_final(directory: str | os.PathLike, state: Any, metadata: dict) -> None
     It is written as ``<directory>.partial`` and renamed when complete, so ``directory`` either
     does not exist or holds a whole, checksummed checkpoint.
     """
-    with _storage.committed_directory(directory, checksums=False) as staging:
+    with storage.committed_directory(directory, checksums=False) as staging:
         manager = open_manager(staging, max_to_keep=1)
         save(manager, 0, state, metadata)
         manager.close()

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from latentjax._storage import committed_directory
+from latentjax.storage.files import committed_directory
 from latentjax.models import checkpoints
 from latentjax.models.networks import ModelSpec, make_classify, make_features, make_generate
 

@@ -1,18 +1,17 @@
-"""The classifier: its state, optimiser, augmentation and train step, and :func:`train_classifier`."""
+"""The classifier: its state, optimiser, augmentation and train step, and :func:`train_classifier_steps`."""
 
 from __future__ import annotations
 
-import os
+import pathlib
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
 
 from latentjax.analysis.optax_calls import optax_update
 from latentjax.models.networks import ModelSpec
-from latentjax.models.training.loop import State, _num_train_examples, _train, train_in_run
+from latentjax.models.training.loop import State, train_steps
 
 
 def augment(
@@ -36,11 +35,13 @@ def augment(
     return jax.vmap(one)(images, jax.random.split(key, images.shape[0]))
 
 
-def classifier_optimizer(config) -> optax.GradientTransformation:
+def classifier_optimizer(config, num_examples: int) -> optax.GradientTransformation:
+    """AdamW with a warm-up and a cosine decay over the run's steps (``num_examples`` per epoch)."""
     tc = config.classifier_training
-    steps = _num_train_examples(config) // tc.batch_size * tc.epochs
+    steps = num_examples // tc.batch_size * tc.epochs
+    warmup = min(200, max(steps // 10, 1))
     schedule = optax.warmup_cosine_decay_schedule(
-        0.0, tc.learning_rate, warmup_steps=min(200, max(steps // 10, 1)), decay_steps=max(steps, 1)
+        0.0, tc.learning_rate, warmup_steps=warmup, decay_steps=max(steps, warmup + 1)
     )
     return optax.adamw(schedule, weight_decay=tc.weight_decay)
 
@@ -52,14 +53,16 @@ def init_classifier_state(config, key: jax.Array) -> State:
     return {
         "params": variables["params"],
         "batch_stats": variables["batch_stats"],
-        "opt_state": classifier_optimizer(config).init(variables["params"]),
+        # AdamW's state holds a step count and moments, not its schedule's values.
+        "opt_state": classifier_optimizer(config, num_examples=0).init(variables["params"]),
     }
 
 
-def make_classifier_step(config) -> Callable:
-    """``step(state, images, labels, key, step) -> (state, metrics)`` for cross-entropy training."""
+def make_classifier_step(config, num_examples: int) -> Callable:
+    """``step(state, images, labels, key, step) -> (state, metrics)`` for cross-entropy training
+    on a training set of ``num_examples``."""
     module = ModelSpec.from_config(config).classifier()
-    optimizer = classifier_optimizer(config)
+    optimizer = classifier_optimizer(config, num_examples)
     use_augment = config.classifier_training.augment
     background = float(config.classifier_training.get("augment_fill", -1.0))
 
@@ -95,19 +98,11 @@ def make_classifier_step(config) -> Callable:
     return step
 
 
-def train_classifier(
-    config: ml_collections.ConfigDict,
-    workdir: str | os.PathLike,
-    *,
-    resume: bool = False,
-    stop_after_steps: int | None = None,
-) -> State:
-    """Trains the classifier into ``workdir``; returns the final (or interrupted) state.
-
-    With ``config.model_seeds`` it trains one classifier per seed as one jitted program and
-    returns their stacked state.
-    """
-    return train_in_run("classifier", config, workdir, resume, lambda folder: _train(
-        "classifier", config, folder, init_classifier_state, make_classifier_step,
+def train_classifier_steps(config, workdir: pathlib.Path, images, labels, *, stop_after_steps: int | None = None) -> State:
+    """Trains the classifier on ``images``/``labels``, checkpointing into the run folder
+    ``workdir``; returns the final (or interrupted) state. With ``config.model_seeds``, one
+    classifier per seed as one jitted program, their states stacked."""
+    return train_steps(
+        "classifier", config, workdir, images, labels, init_classifier_state, make_classifier_step,
         config.classifier_training, stop_after_steps=stop_after_steps,
-    ))
+    )

@@ -1,22 +1,20 @@
 """The GAN: its state, optimisers, train step with the generator's moving average, and
-:func:`train_gan` (a sample grid at every checkpoint)."""
+:func:`train_gan_steps` (a sample grid at every checkpoint)."""
 
 from __future__ import annotations
 
-import os
 import pathlib
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
 from latentjax.analysis.optax_calls import optax_update
 from latentjax.images import save_image_grid
 from latentjax.models.networks import ModelSpec
-from latentjax.models.training.loop import State, _num_train_examples, _train, run_seeds, train_in_run
+from latentjax.models.training.loop import State, run_seeds, train_steps
 
 
 def _gan_optimizer(learning_rate: float, beta1: float) -> optax.GradientTransformation:
@@ -45,15 +43,14 @@ def init_gan_state(config, key: jax.Array) -> State:
     }
 
 
-def ema_start_step(config) -> int:
-    """The first step whose generator update enters the moving average ``generator_ema``."""
+def ema_start_step(config, num_examples: int) -> int:
+    """The first step whose generator update enters the moving average ``generator_ema``, for a
+    training set of ``num_examples``: ``num_examples // batch_size * ema_start_epoch``."""
     gt = config.gan_training
-    if gt.ema_start_epoch == 0:
-        return 0  # needs no data set: a step can then be built for synthetic data (benchmarks)
-    return _num_train_examples(config) // gt.batch_size * gt.ema_start_epoch
+    return num_examples // gt.batch_size * gt.ema_start_epoch
 
 
-def make_gan_step(config) -> Callable:
+def make_gan_step(config, num_examples: int) -> Callable:
     """One non-saturating GAN step: a discriminator update, then a generator update.
 
     ``L_D = softplus(-D(x)) + softplus(D(G(z)))``, ``L_G = softplus(-D(G(z')))``. The state also
@@ -67,7 +64,7 @@ def make_gan_step(config) -> Callable:
     gt = config.gan_training
     g_opt = _gan_optimizer(gt.generator_learning_rate, gt.beta1)
     d_opt = _gan_optimizer(gt.discriminator_learning_rate, gt.beta1)
-    start = ema_start_step(config)
+    start = ema_start_step(config, num_examples)
 
     def step(state, real, labels, key, step):
         del labels  # unconditional GAN
@@ -136,22 +133,10 @@ def sample_grid_latents(config, n: int = 100) -> jax.Array:
     return jax.random.normal(jax.random.key(config.seed + 1_000_003), (n, config.latent_dim))
 
 
-def train_gan(
-    config: ml_collections.ConfigDict,
-    workdir: str | os.PathLike,
-    *,
-    resume: bool = False,
-    stop_after_steps: int | None = None,
-) -> State:
-    """Trains the GAN into ``workdir``; writes a sample grid PNG at every checkpoint.
-
-    With ``config.model_seeds`` it trains one GAN per seed as one jitted program (stacked
-    state, one checkpoint, a sample grid per seed) and returns the stacked state.
-    """
-    return train_in_run("gan", config, workdir, resume, lambda folder: _train_gan(config, folder, stop_after_steps))
-
-
-def _train_gan(config, workdir: pathlib.Path, stop_after_steps) -> State:
+def train_gan_steps(config, workdir: pathlib.Path, images, labels, *, stop_after_steps: int | None = None) -> State:
+    """Trains the GAN on ``images``, checkpointing into the run folder ``workdir`` with a sample
+    grid PNG at every checkpoint. With ``config.model_seeds``, one GAN per seed as one jitted
+    program (stacked state, one checkpoint, a sample grid per seed)."""
     seeds = run_seeds(config)
     generator = ModelSpec.from_config(config).generator()
     grid_z = sample_grid_latents(config)
@@ -167,8 +152,8 @@ def _train_gan(config, workdir: pathlib.Path, stop_after_steps) -> State:
                 samples = generator.apply(one["generator_ema"], grid_z, train=False)
                 save_image_grid(path, np.asarray(samples), ncols=10)
 
-    return _train(
-        "gan", config, workdir, init_gan_state, make_gan_step, config.gan_training,
+    return train_steps(
+        "gan", config, workdir, images, labels, init_gan_state, make_gan_step, config.gan_training,
         stop_after_steps=stop_after_steps,
         on_checkpoint=write_samples,
     )

@@ -31,11 +31,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax import _storage, data
-from latentjax._progress import ProgressLog
+from latentjax.storage import files as storage
+from latentjax.progress import ProgressLog
 from latentjax.analysis.parallel import stack_pytrees
 from latentjax.models import checkpoints
-from latentjax.runs import run_directory
 
 State = dict[str, Any]
 
@@ -56,27 +55,6 @@ def batch_indices(
             perms[epoch] = np.random.default_rng([seed, epoch]).permutation(num_examples)
         out[i] = perms[epoch][pos * batch_size : (pos + 1) * batch_size]
     return out
-
-
-def train_in_run(kind: str, config, workdir, resume: bool, train: Callable[[pathlib.Path], State]) -> State:
-    """What every training command does around its training: refuse an unwritable folder and
-    missing data before the run folder is touched, then ``train(folder)`` under the folder's
-    lock (:func:`latentjax.runs.run_directory`)."""
-    _storage.check_writable(workdir, "run directory")  # the cheapest check first
-    _training_data(config)
-    with run_directory(workdir, config, kind, resume) as folder:
-        return train(folder)
-
-
-def _training_data(config) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = data.load_from_config(config, "train")
-    if config.train_examples:
-        images, labels = images[: config.train_examples], labels[: config.train_examples]
-    return images, labels
-
-
-def _num_train_examples(config) -> int:
-    return len(_training_data(config)[1])
 
 
 def run_seeds(config) -> tuple[int, ...] | None:
@@ -189,7 +167,7 @@ def _truncate_metrics(path: pathlib.Path, step: int) -> None:
         except (ValueError, KeyError, TypeError):
             pass  # a row cut short by the interruption
     if len(kept) != len(lines):
-        _storage.atomic_write_text(path, "".join(kept))
+        storage.atomic_write_text(path, "".join(kept))
 
 
 #: How a stacked step advances its seeds, by backend: ``'vmap'`` (one batched step) or
@@ -246,23 +224,28 @@ def _jit_steps(step_fn: Callable, stacked: bool = False, layout: str | None = No
     return chunk
 
 
-def _train(
+def train_steps(
     kind: str,
     config,
     workdir: pathlib.Path,
+    images: np.ndarray,
+    labels: np.ndarray,
     init: Callable[[Any, jax.Array], State],
-    make_step: Callable[[Any], Callable],
+    make_step: Callable[[Any, int], Callable],
     schedule,
     **loop_options,
 ) -> State:
-    """The training loop of one model kind, for its seed or its stack of ``model_seeds``."""
-    images, labels = _training_data(config)
+    """The training loop of one model kind on ``images``/``labels``, for its seed or its stack of
+    ``model_seeds``, checkpointed into ``workdir`` (a run folder the caller holds).
+
+    ``make_step(config, num_examples)`` builds the step (the schedules count epochs).
+    """
     seeds = run_seeds(config)
     return _run_loop(
         name=kind,
         workdir=workdir,
         state=init_states(init, config),
-        chunk_fn=_jit_steps(make_step(config), stacked=seeds is not None),
+        chunk_fn=_jit_steps(make_step(config, len(labels)), stacked=seeds is not None),
         images=jnp.asarray(images),
         labels=jnp.asarray(labels),
         seed=config.seed,

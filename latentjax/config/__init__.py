@@ -2,9 +2,9 @@
 
 Configs live in ``configs/*.py``, each with a ``get_config()`` that returns a locked
 ``ml_collections.ConfigDict``. Locking turns a typo in a key (``batch_sise``) into an error;
-:func:`validate_config` (:mod:`latentjax.config_rules`) then rejects impossible values, naming
+:func:`validate_config` (:mod:`latentjax.config.rules`) then rejects impossible values, naming
 the key and the value, before any work starts. A sweep's grid and cells:
-:mod:`latentjax.sweep_grid`.
+:mod:`latentjax.config.sweep_grid`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import sys
 
 import ml_collections
 
-from latentjax.config_rules import get_dotted, validate_config
+from latentjax.config.rules import get_dotted, validate_config
 from latentjax.errors import ConfigError
-from latentjax.sweep_grid import SWEEP_KEYS, SWEEP_LAYOUTS, cell_config, sweep_cells
+from latentjax.config.sweep_grid import SWEEP_KEYS, SWEEP_LAYOUTS, cell_config, sweep_cells
 
 __all__ = [
     "SWEEP_KEYS", "SWEEP_LAYOUTS", "apply_overrides", "cell_config", "load_config", "resolve_config",

@@ -14,7 +14,7 @@ import pathlib
 
 import ml_collections
 
-from latentjax import _storage
+from latentjax.storage import files as storage
 from latentjax.errors import RunDirectoryError
 
 
@@ -81,7 +81,7 @@ def read_run_record(workdir: str | os.PathLike) -> dict:
 
 
 def _is_empty(workdir: pathlib.Path) -> bool:
-    return not any(p.name != _storage.LOCK_FILE for p in workdir.iterdir())
+    return not any(p.name != storage.LOCK_FILE for p in workdir.iterdir())
 
 
 def prepare_run_directory(
@@ -118,7 +118,7 @@ def prepare_run_directory(
             )
     else:
         workdir.mkdir(parents=True, exist_ok=True)
-    _storage.atomic_write_text(workdir / "run.json", json.dumps(record, indent=2, sort_keys=True))
+    storage.atomic_write_text(workdir / "run.json", json.dumps(record, indent=2, sort_keys=True))
     return workdir
 
 
@@ -131,6 +131,6 @@ def run_directory(
     A second process on the same folder gets a clear error at once instead of two runs writing
     one folder. The lock is released when the block ends or the process dies.
     """
-    _storage.check_writable(workdir, "run directory")
-    with _storage.FolderLock(workdir):
+    storage.check_writable(workdir, "run directory")
+    with storage.FolderLock(workdir):
         yield prepare_run_directory(workdir, config, kind, resume)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import ml_collections
 
-from latentjax import sweep_grid
+from latentjax.config import sweep_grid
+from latentjax.analysis.settings import (
+    APCRSettings, LatentSettings, ManipulationSettings, MethodBSettings, SettingError,
+)
 from latentjax.analysis.validation import number_problem
 from latentjax.errors import ConfigError
 
@@ -40,21 +43,18 @@ NUMBERS: tuple[tuple[str, dict, str], ...] = tuple(
         (("classifier_training.weight_decay",), NON_NEGATIVE, ""),
         (("classifier_training.augment_fill",), PIXEL, ""),
         (("seed", "train_examples", "gan_training.ema_start_epoch"), NON_NEGATIVE_INT, ""),
+        # The settings of the analysis steps (latent sets, Methods A and B, manipulation) are
+        # checked by their own validate() (_check_step_settings); these are the rest.
         (tuple(f"analysis.{k}" for k in (
-            "samples_per_class", "sample_batch", "max_draws", "m", "k", "weight_steps", "num_alphas",
-            "manipulation_samples", "inversion_per_class", "inversion_steps", "knn_k",
-            "finder_samples_per_class", "finder_components", "finder_prior_samples")), POSITIVE_INT, ""),
-        # 0 means "all codes" (weight_batch) and "u drawn at random" (weight_xi_nodes).
-        (("analysis.weight_batch", "analysis.weight_xi_nodes"), NON_NEGATIVE_INT, ""),
+            "inversion_per_class", "inversion_steps", "knn_k", "finder_samples_per_class",
+            "finder_components", "finder_prior_samples")), POSITIVE_INT, ""),
         (("analysis.weight_pairs",), NON_NEGATIVE_INT, " (0 = one run of Method B per seed)"),
         (("analysis.stability_q",), NON_NEGATIVE_INT, " (0 = analysis.k)"),
         (("analysis.stability_threshold",), dict(low=0.5, high=1, low_open=True), ""),
         (("analysis.chunk_size",), NON_NEGATIVE_INT, " (0 = the backend's default)"),
         (tuple(f"analysis.{k}" for k in (
-            "delta", "eps", "weight_learning_rate", "xi_min", "xi_max", "alpha_max", "tsne_perplexity",
-            "inversion_learning_rate", "finder_choice_distance")), POSITIVE, ""),
-        (("analysis.lam", "analysis.inversion_beta", "analysis.weight_smoothing"), NON_NEGATIVE, ""),
-        (("analysis.threshold",), PROBABILITY, ""),
+            "tsne_perplexity", "inversion_learning_rate", "finder_choice_distance")), POSITIVE, ""),
+        (("analysis.inversion_beta",), NON_NEGATIVE, ""),
         (("sweep.bootstrap_resamples",), POSITIVE_INT, ""),
         (("sweep.confidence",), dict(low=0, high=1, low_open=True, high_open=True), ""),
     )
@@ -62,15 +62,13 @@ NUMBERS: tuple[tuple[str, dict, str], ...] = tuple(
 )
 
 
+#: The analysis steps' settings objects, each checked by its own ``validate()``.
+STEP_SETTINGS = (LatentSettings, APCRSettings, MethodBSettings, ManipulationSettings)
+
+
 def _choices() -> tuple[tuple[str, tuple], ...]:
     """``(dotted key, allowed values)`` for the settings that name one of a few choices."""
-    from latentjax.analysis.weight_options import PENALTIES, SCHEDULES, SOLVERS
-
     return (
-        ("analysis.weight_penalty", PENALTIES),
-        ("analysis.weight_schedule", SCHEDULES),
-        ("analysis.weight_solver", SOLVERS),
-        ("analysis.parametrization", ("box", "tanh")),
         ("analysis.train_models", (True, False)),
         ("sweep.model_layout", sweep_grid.SWEEP_LAYOUTS),
     )
@@ -175,20 +173,10 @@ def _check_pixel_statistics(config: ml_collections.ConfigDict) -> None:
 def _check_analysis(config: ml_collections.ConfigDict) -> None:
     """The analysis rules that relate two settings (the table has checked each one)."""
     a = config.analysis
-    if a.weight_solver == "lbfgs" and (a.weight_batch != 0 or a.weight_xi_nodes == 0):
-        raise ConfigError(
-            f"config.analysis.weight_solver='lbfgs' with weight_batch={a.weight_batch!r} and "
-            f"weight_xi_nodes={a.weight_xi_nodes!r}: L-BFGS needs the deterministic loss, expected "
-            "weight_batch=0 and weight_xi_nodes > 0 (or weight_solver='adam')."
-        )
+    _check_step_settings(a)
     if a.k > config.latent_dim:
         raise ConfigError(
             f"config.analysis.k={a.k!r}: expected at most config.latent_dim={config.latent_dim}."
-        )
-    if not -1 <= a.weight_init <= 1 or (a.parametrization == "tanh" and abs(a.weight_init) == 1):
-        raise ConfigError(
-            f"config.analysis.weight_init={a.weight_init!r}: expected a number in [-1, 1] "
-            "(Method B's weights live there; in (-1, 1) with parametrization='tanh')."
         )
     if a.get("weight_pairs", 0) and (a.stability_q or a.k) > config.latent_dim:
         raise ConfigError(
@@ -200,10 +188,6 @@ def _check_analysis(config: ml_collections.ConfigDict) -> None:
             f"config.analysis.samples_per_class={a.samples_per_class!r} with weight_pairs="
             f"{a.weight_pairs!r}: stability selection splits the codes into two halves, expected "
             "at least 2 (or weight_pairs=0)."
-        )
-    if a.xi_min > a.xi_max:
-        raise ConfigError(
-            f"config.analysis.xi_min={a.xi_min!r} exceeds config.analysis.xi_max={a.xi_max!r}."
         )
     if a.train_models and tuple(config.get("model_seeds", ()) or ()):
         raise ConfigError(
@@ -226,6 +210,26 @@ def _check_analysis(config: ml_collections.ConfigDict) -> None:
             f"config.analysis.cross_targets={a.cross_targets!r}: expected {config.num_classes} "
             f"class indices in [0, {config.num_classes})."
         )
+
+
+def _check_step_settings(a: ml_collections.ConfigDict) -> None:
+    """Each analysis step's settings object, built from the config and checked by its own
+    ``validate()``; its message is reworded with the config keys."""
+    for kind in STEP_SETTINGS:
+        try:
+            kind.from_config(a).validate()
+        except SettingError as exc:
+            raise ConfigError(exc.render(lambda field: f"config.analysis.{_config_key(kind, field)}")) from None
+
+
+def _config_key(kind, field: str) -> str:
+    key = kind.CONFIG_KEYS.get(field, field)
+    if isinstance(key, tuple):  # a field built from several keys (xi_range)
+        return ", ".join(key)
+    for keys in kind.CONFIG_KEYS.values():  # one key of such a field (xi_min)
+        if isinstance(keys, tuple) and field in keys:
+            return field
+    return key
 
 
 def _check_finders(a: ml_collections.ConfigDict) -> None:
