@@ -40,7 +40,13 @@ class Directions(NamedTuple):
 
 def model_fingerprint(model: Any) -> str:
     """A short SHA-256 of a model pytree's weights (shapes, dtypes and values, in tree order):
-    two models share it only when their weights are identical."""
+    two models share it only when their weights are identical.
+
+    >>> import numpy as np
+    >>> one = model_fingerprint({"w": np.ones(3)})
+    >>> one == model_fingerprint({"w": np.ones(3)}), one == model_fingerprint({"w": 2 * np.ones(3)})
+    (True, False)
+    """
     import jax
 
     digest = hashlib.sha256()
@@ -71,6 +77,12 @@ def save_directions(
     ``C`` class or attribute names. ``generator``: the model pytree they were found for (its
     :func:`model_fingerprint` is saved). ``settings`` and ``metadata``: anything JSON can hold.
     An existing file is never overwritten; the file appears whole or not at all.
+
+    >>> import pathlib, tempfile, numpy as np
+    >>> path = save_directions(pathlib.Path(tempfile.mkdtemp()) / "apcr.npz", np.eye(3)[:2],
+    ...                        finder="apcr", names=["up", "down"])
+    >>> path.name, load_directions(path, latent_dim=3).directions.shape
+    ('apcr.npz', (2, 3))
     """
     from latentjax import __version__
 
@@ -119,6 +131,12 @@ def load_directions(
     ``latent_dim``: the latent size of the model they will move (checked). ``generator``: a model
     pytree; a file saved for another generator is refused (its fingerprint differs). A damaged
     or foreign file fails with one line naming it.
+
+    >>> import pathlib, tempfile, numpy as np
+    >>> path = save_directions(pathlib.Path(tempfile.mkdtemp()) / "d.npz", np.eye(4)[:2], finder="sefa")
+    >>> loaded = load_directions(path, latent_dim=4)
+    >>> loaded.directions.tolist(), loaded.metadata["finder"]
+    ([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]], 'sefa')
     """
     path = pathlib.Path(path)
     try:

@@ -212,6 +212,12 @@ def compare_sets(
 ) -> dict[str, ManipulationResult]:
     """Top-K, bottom-K and random-K sets side by side, for every class at once.
 
+    For each set ``R_j`` and strength ``alpha``: ``z' = z - alpha * sum_{i in R_j} s_ji e_i``
+    in ``'same'`` mode (a positive ``alpha`` moves against the direction that raises ``Q_j``) and
+    ``z' = z + alpha * sum_{i in R_t} s_ti e_i`` towards ``t = targets[j]`` in ``'cross'`` mode
+    (``s = sign(signs)``), scored by ``mean_z Q(G(z'))`` and the share of codes whose argmax
+    leaves ``j`` (same) or reaches ``t`` (cross).
+
     Args:
       codes: ``[C, S, N]`` code sets, ``codes[j]`` of class ``j``.
       scores: ``[C, N]`` ranking scores (``apcr.T`` or ``abs(weights)``).
@@ -223,6 +229,15 @@ def compare_sets(
     Returns:
       ``{'top': r, 'bottom': r, 'random': r}``, each a :class:`ManipulationResult` whose fields
       carry a leading class axis ``[C, ...]``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> classify = lambda x: jax.nn.softmax(jnp.stack([4 * x[:, 0], -4 * x[:, 0]], -1))
+    >>> codes = jnp.stack([jnp.full((4, 3), 0.5), jnp.full((4, 3), -0.5)])  # class 0, class 1
+    >>> scores = jnp.array([[1.0, 0.0, 0.1], [1.0, 0.0, 0.1]])
+    >>> signs = jnp.array([[1.0, 1.0, 1.0], [-1.0, 1.0, 1.0]])
+    >>> sets = compare_sets(lambda z: z, classify, codes, scores, signs, 1, jax.random.key(0), alphas=(-2.0, 0.0, 2.0))
+    >>> sets["top"].argmax_rate.tolist(), sets["bottom"].argmax_rate.tolist()
+    ([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]], [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
     """
     from latentjax.analysis import sets  # a sibling module of the analysis
 

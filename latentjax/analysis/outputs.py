@@ -77,7 +77,12 @@ def attribute_classifier(classify: Callable) -> AttributeClassifier:
 
 
 def is_attribute_classifier(classify) -> bool:
-    """Whether ``classify`` returns independent attributes (see :func:`attribute_classifier`)."""
+    """Whether ``classify`` returns independent attributes (see :func:`attribute_classifier`):
+    ``Q[b, a] in [0, 1]`` each on its own, rather than a softmax with ``sum_j Q[b, j] = 1``.
+
+    >>> import jax
+    >>> is_attribute_classifier(jax.nn.softmax), is_attribute_classifier(attribute_classifier(jax.nn.sigmoid))
+    (False, True)"""
     return isinstance(classify, AttributeClassifier)
 
 

@@ -71,7 +71,13 @@ def stack_pytrees(trees: Sequence[Any]) -> Any:
 
 
 def unstack_pytree(tree: Any) -> list[Any]:
-    """The inverse of :func:`stack_pytrees`: one tree per index of the leading axis."""
+    """The inverse of :func:`stack_pytrees`: one tree per index of the leading axis,
+    ``unstack(tree)[i] = tree.map(lambda x: x[i])``.
+
+    >>> import jax.numpy as jnp
+    >>> [t["w"].tolist() for t in unstack_pytree({"w": jnp.array([[1.0, 2.0], [3.0, 4.0]])})]
+    [[1.0, 2.0], [3.0, 4.0]]
+    """
     leaves, structure = jax.tree.flatten(tree)
     if not leaves:
         raise ValueError("the tree has no leaves to unstack.")
@@ -84,7 +90,12 @@ def is_traced(*trees: Any) -> bool:
 
 
 def local_mesh(axis_name: str = "devices", devices: Sequence[Any] | None = None) -> Mesh:
-    """A one-axis mesh of ``devices`` (default: all local devices, e.g. the 8 cores of a TPU)."""
+    """A one-axis mesh of ``devices`` (default: all local devices, e.g. the 8 cores of a TPU).
+
+    >>> import jax
+    >>> dict(local_mesh("seeds", jax.local_devices()[:1]).shape)
+    {'seeds': 1}
+    """
     devices = jax.local_devices() if devices is None else list(devices)
     return Mesh(np.array(devices), (axis_name,))
 
@@ -101,6 +112,12 @@ def use_host_cores(count: int | None = None) -> int:
     affects the host (CPU) platform, never a GPU or TPU, and must run before JAX starts its
     backends (before the first array is made); a device count already in ``XLA_FLAGS`` wins.
     The ``latentjax`` command calls it at startup.
+
+    >>> import os, subprocess, sys
+    >>> code = "import latentjax as lj; n = lj.use_host_cores(2); import jax; print(n, jax.local_device_count())"
+    >>> env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
+    >>> subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.split()
+    ['2', '2']
     """
     flags = os.environ.get("XLA_FLAGS", "")
     if HOST_DEVICES_FLAG in flags:
@@ -164,7 +181,13 @@ def shard_leading_axis(tree: Any, mesh: Mesh | None = None) -> Any:
 
     The leading axis must divide evenly by the number of devices. With the stacked models (or
     codes, or keys) sharded this way, ``jax.jit(jax.vmap(f))`` runs each device's seeds on that
-    device, and the outputs keep the same layout.
+    device, and the outputs keep the same layout: with ``D`` devices, device ``d`` holds rows
+    ``d * n / D .. (d + 1) * n / D - 1``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> x = shard_leading_axis(jnp.arange(4.0), local_mesh("seeds", jax.local_devices()[:1]))
+    >>> x.sharding.spec, x.tolist()
+    (P('seeds',), [0.0, 1.0, 2.0, 3.0])
     """
     mesh = local_mesh("seeds") if mesh is None else mesh
     if len(mesh.axis_names) != 1:

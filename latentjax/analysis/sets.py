@@ -34,12 +34,22 @@ def top_k_mask(scores: jax.Array, k: int) -> jax.Array:
 
 
 def bottom_k_mask(scores: jax.Array, k: int) -> jax.Array:
-    """``[C, N]`` mask of the ``k`` lowest-scoring dimensions of each class."""
+    """``[C, N]`` mask of the ``k`` lowest-scoring dimensions of each class:
+    ``B_j = {i : rank of -scores[j, i] < k}`` (ties by index).
+
+    >>> import jax.numpy as jnp
+    >>> bottom_k_mask(jnp.array([[0.3, 0.1, 0.2]]), 2).tolist()
+    [[False, True, True]]"""
     return top_k_mask(-scores, k)
 
 
 def random_k_mask(key: jax.Array, num_classes: int, num_dims: int, k: int) -> jax.Array:
-    """``[C, N]`` mask of ``k`` dimensions drawn without replacement, independently per class."""
+    """``[C, N]`` mask of ``k`` dimensions drawn without replacement, independently per class:
+    every K-subset of the N dimensions equally likely, ``P(i in R_j) = K / N``.
+
+    >>> import jax
+    >>> random_k_mask(jax.random.key(0), 2, 5, 3).sum(axis=1).tolist()
+    [3, 3]"""
     validation.check_k(k, num_dims)
     keys = jax.random.split(key, num_classes)
     pick = lambda key: jax.random.choice(key, num_dims, (k,), replace=False)
@@ -47,7 +57,13 @@ def random_k_mask(key: jax.Array, num_classes: int, num_dims: int, k: int) -> ja
 
 
 def ranked_indices(scores: jax.Array, mask: jax.Array | None = None) -> list[list[int]]:
-    """Per class, the dimensions (in ``mask``, if given) from highest to lowest score."""
+    """Per class, the dimensions (in ``mask``, if given) from highest to lowest score:
+    ``argsort(-scores[j])`` restricted to ``{i : mask[j, i]}``.
+
+    >>> import jax.numpy as jnp
+    >>> scores = jnp.array([[0.2, 0.9, 0.5]])
+    >>> ranked_indices(scores), ranked_indices(scores, jnp.array([[True, False, True]]))
+    ([[1, 2, 0]], [[2, 0]])"""
     order = jnp.argsort(-scores, axis=-1).tolist()
     if mask is None:
         return order
@@ -62,6 +78,11 @@ def controlling_set(
 
     With ``threshold=None`` (default), ``t_j`` is the ``k``-th largest ``|w*_j|`` so ``|C_j| = k``
     (ties broken by index); with an absolute ``threshold``, ``k`` is ignored.
+
+    >>> import jax.numpy as jnp
+    >>> w = jnp.array([[0.9, -0.7, 0.1]])
+    >>> controlling_set(w, k=2).tolist(), controlling_set(w, threshold=0.8).tolist()
+    ([[True, True, False]], [[True, False, False]])
     """
     if threshold is not None:
         if validation.number_problem(threshold, low=0):
@@ -111,7 +132,11 @@ def intersection_ratio(
 
 
 def chance_level(k: int, num_dims: int) -> float:
-    """Expected IR of two independent random K-subsets of N dimensions: ``K / N``."""
+    """Expected IR of two independent random K-subsets of N dimensions:
+    ``E|A n B| / K = K * (K / N) / K = K / N``.
+
+    >>> chance_level(10, 100)
+    0.1"""
     validation.check_k(k, num_dims)
     return k / num_dims
 
@@ -120,6 +145,10 @@ def signed_directions(mask: jax.Array, signs: jax.Array) -> jax.Array:
     """``[C, N]`` vectors ``sum_{i in R_j} s_ji e_i``: the set's dimensions with their signs.
 
     A zero sign (no measured direction) counts as +1 so every chosen dimension moves.
+
+    >>> import jax.numpy as jnp
+    >>> signed_directions(jnp.array([[True, True, False]]), jnp.array([[-0.4, 0.0, 0.9]])).tolist()
+    [[-1.0, 1.0, 0.0]]
     """
     signs = jnp.where(signs == 0, 1.0, jnp.sign(signs)).astype(jnp.float32)
     return jnp.where(mask, signs, 0.0)

@@ -50,7 +50,13 @@ def _knn_accuracy(codes, labels, k):
 def tsne_embedding(
     codes: jax.Array, *, seed: int = 0, perplexity: float = 30.0
 ) -> np.ndarray:
-    """2-D t-SNE embedding ``[n, 2]`` of ``codes[n, N]`` (scikit-learn's implementation)."""
+    """2-D t-SNE embedding ``[n, 2]`` of ``codes[n, N]`` (scikit-learn's implementation): the
+    points ``y_i`` minimising ``KL(P || Q)``, ``P`` Gaussian affinities of the codes at the given
+    ``perplexity``, ``Q_ij ~ (1 + |y_i - y_j|^2)^-1``.
+
+    >>> import jax
+    >>> tsne_embedding(jax.random.normal(jax.random.key(0), (12, 5)), perplexity=3.0).shape
+    (12, 2)"""
     try:
         from sklearn.manifold import TSNE
     except ImportError as exc:  # the core imports nothing from latentjax, so no shared helper

@@ -80,7 +80,14 @@ def export_models(
 def load_pretrained(name_or_path: str | os.PathLike = "fashion_mnist") -> PretrainedModels:
     """Loads exported models: a shipped name (``'fashion_mnist'``) or a folder path.
 
-    Returns :class:`PretrainedModels` whose ``generate`` and ``classify`` are model pytrees.
+    Returns :class:`PretrainedModels` whose ``generate`` and ``classify`` are model pytrees:
+    ``generate(z[B, N]) -> x[B, H, W, C]`` in [-1, 1], ``classify(x) -> Q[B, classes]`` (softmax).
+
+    >>> import jax.numpy as jnp
+    >>> models = load_pretrained("fashion_mnist")
+    >>> images = models.generate(jnp.zeros((2, models.spec.latent_dim)))
+    >>> images.shape, models.classify(images).shape
+    ((2, 28, 28, 1), (2, 10))
     """
     path = pathlib.Path(name_or_path)
     if not path.is_dir():
