@@ -19,6 +19,7 @@ from latentjax.analysis.parallel import (
     unstack_pytree,
     use_host_cores,
 )
+from latentjax.analysis.pipeline import AnalysisSettings, SeedAnalysis, analyse_seed
 from latentjax.analysis.sets import (
     bottom_k_mask,
     chance_level,
@@ -95,6 +96,9 @@ __all__ = [
     "optimize_weights",
     "CONVERGED_READING",
     "APCRSettings",
+    "AnalysisSettings",
+    "SeedAnalysis",
+    "analyse_seed",
     "LatentSettings",
     "ManipulationSettings",
     "MethodBSettings",

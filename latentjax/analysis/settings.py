@@ -264,6 +264,22 @@ class MethodBSettings(_Settings):
         xi_min, xi_max = self.xi_range
         return MethodBFloats(self.lam, xi_min, xi_max, self.smoothing, self.learning_rate, self.init)
 
+    def describe(self) -> str:
+        """One line naming the reading and its settings (what a report prints).
+
+        >>> MethodBSettings(steps=30, batch_size=8).describe()
+        '30 adam steps (constant lr from 0.01, batch 8), ξ ~ U[1.0, 3.0], smoothing 0.0, λ = 0.2 × l2, box constraint.'
+        """
+        batch = "all codes" if self.batch_size == 0 else f"batch {self.batch_size}"
+        xi_min, xi_max = self.xi_range
+        xi = (f"ξ at {self.xi_nodes} Gauss-Legendre nodes of [{xi_min}, {xi_max}]"
+              if self.xi_nodes else f"ξ ~ U[{xi_min}, {xi_max}]")
+        rate = "line search" if self.solver == "lbfgs" else f"{self.schedule} lr from {self.learning_rate}"
+        return (
+            f"{self.steps} {self.solver} steps ({rate}, {batch}), {xi}, smoothing {self.smoothing}, "
+            f"λ = {self.lam} × {self.penalty}, {self.parametrization} constraint."
+        )
+
     def validate(self) -> MethodBSettings:
         _number(self.steps, "steps", integer=True, low=1)
         _number(self.batch_size, "batch_size", integer=True, low=0)
@@ -356,7 +372,8 @@ class ManipulationSettings(_Settings):
 _pytree(LatentSettings, ("threshold",))
 _pytree(APCRSettings, ("delta", "eps"))
 _pytree(MethodBSettings, MethodBSettings.FLOATS)
-_pytree(StabilitySettings, ("threshold",))
+# The threshold becomes a count of fits (ceil(threshold * F)): structural, so static.
+_pytree(StabilitySettings, ())
 _pytree(ManipulationSettings, ("alpha_max",))
 
 #: The converged reading of Method B (docs/method.md): the loss over all codes, ``u`` at a

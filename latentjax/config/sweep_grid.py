@@ -10,18 +10,23 @@ import itertools
 
 import ml_collections
 
+from latentjax.analysis.settings import APCRSettings, LatentSettings, ManipulationSettings, MethodBSettings
 from latentjax.errors import ConfigError
 
-#: The analysis settings a sweep may vary: what the latent sets, Methods A and B, the sets and
-#: the same-class manipulation read (the reproduction-only settings are not swept).
-SWEEP_KEYS = (
-    "samples_per_class", "threshold", "sample_batch", "max_draws",
-    "delta", "m", "relative", "signed", "eps",
-    "lam", "xi_min", "xi_max", "weight_steps", "weight_batch", "weight_learning_rate",
-    "weight_init", "parametrization", "weight_solver", "weight_xi_nodes", "weight_smoothing", "weight_schedule",
-    "weight_penalty",
-    "k", "control_threshold", "alpha_max", "num_alphas", "manipulation_samples",
-)
+def _setting_keys(*kinds) -> tuple[str, ...]:
+    """The config keys of the settings objects' fields that shape a result."""
+    keys = []
+    for kind in kinds:
+        for field, key in kind.CONFIG_KEYS.items():
+            if field not in kind.EXECUTION:
+                keys.extend(key if isinstance(key, tuple) else (key,))
+    return tuple(dict.fromkeys(keys))
+
+
+#: The analysis settings a sweep may vary: the fields of the latent sets', Method A's, Method B's
+#: and the manipulation's settings objects, and the controlling sets' threshold (the
+#: reproduction-only settings are not swept).
+SWEEP_KEYS = _setting_keys(LatentSettings, APCRSettings, MethodBSettings, ManipulationSettings) + ("control_threshold",)
 #: How a sweep runs its model seeds: one after another, vmapped, or chosen by the backend.
 SWEEP_LAYOUTS = ("auto", "loop", "vmap")
 

@@ -15,6 +15,7 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from latentjax.analysis.settings import MethodBSettings  # noqa: E402
 from latentjax.storage.files import atomic_path, atomic_write_text  # noqa: E402
 from latentjax.experiment import stable_sets  # noqa: E402
 from latentjax.images import tile_images  # noqa: E402
@@ -284,18 +285,11 @@ def render_stability(results: dict) -> list[str]:
 
 def method_b_summary(a) -> str:
     """One line saying which reading of Method B ran, with its settings."""
-    batch = "all codes" if a["weight_batch"] == 0 else f"batch {a['weight_batch']}"
-    xi = (f"ξ at {a['weight_xi_nodes']} Gauss-Legendre nodes of [{a['xi_min']}, {a['xi_max']}]"
-          if a["weight_xi_nodes"] else f"ξ ~ U[{a['xi_min']}, {a['xi_max']}]")
     fits = (
         f"stability selection over {2 * a['weight_pairs']} half-sample fits per class, each "
         if a.get("weight_pairs") else "one run per seed and class: "
     )
-    return fits + (
-        f"{a['weight_steps']} Adam steps ({a['weight_schedule']} lr from {a['weight_learning_rate']}, {batch}), "
-        f"{xi}, smoothing {a['weight_smoothing']}, λ = {a['lam']} × {a['weight_penalty']}, "
-        f"{a['parametrization']} constraint."
-    )
+    return fits + MethodBSettings.from_config(a).describe()
 
 
 def _table(header, rows):

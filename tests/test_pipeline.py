@@ -1,0 +1,88 @@
+"""A seed's analysis is one pure function of (key, models, settings): vmapped over seeds and over
+stacked models, compiled once, and drawing the latent sets the pipeline's stages draw."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from jax.tree_util import Partial
+
+import latentjax as lj
+from latentjax.experiment import stages
+
+import planted
+
+SETTINGS = lj.AnalysisSettings(
+    latents=lj.LatentSettings(samples_per_class=32, batch_size=256),
+    apcr=lj.APCRSettings(m=3),
+    method_b=lj.MethodBSettings(steps=150, batch_size=16, learning_rate=0.03),
+    stability=lj.StabilitySettings(pairs=2, q=planted.K, threshold=0.75),
+    k=planted.K, held_out_per_class=4, distances=(1.0, 3.0), cross_targets=(1, 2, 3, 0),
+)
+SHAPES = dict(latent_dim=planted.LATENT_DIM, num_classes=planted.NUM_CLASSES)
+MODELS = (lj.as_pytree(planted.generate), lj.as_pytree(planted.classify))
+
+
+def _analyse(key, generate, classify, settings=SETTINGS):
+    return lj.analyse_seed(key, generate, classify, settings, **SHAPES)
+
+
+analyse = jax.jit(_analyse)
+
+
+@pytest.fixture(scope="module")
+def two_seeds():
+    keys = jax.vmap(jax.random.key)(jnp.arange(2))
+    return keys, jax.vmap(analyse, in_axes=(0, None, None))(keys, *MODELS)
+
+
+def test_the_planted_sets_are_found_by_both_methods(two_seeds):
+    _, result = two_seeds
+    planted_mask = np.asarray(planted.planted_mask())
+    for seed in range(2):
+        np.testing.assert_array_equal(result.high[seed], planted_mask)
+        np.testing.assert_array_equal(result.control[seed], planted_mask)
+    np.testing.assert_array_equal(result.intersection_ratio, np.ones((2, planted.NUM_CLASSES)))
+    assert result.same.flip_rate.shape == (2, 2, planted.NUM_CLASSES, 2)  # seeds, methods, classes, distances
+
+
+def test_vmapped_seeds_are_the_seeds_alone(two_seeds):
+    """The same draws, scores and sets; Method B's sampled fits agree to rounding (a batched
+    program rounds differently), which moves no set."""
+    keys, together = two_seeds
+    for seed in range(2):
+        alone = analyse(keys[seed], *MODELS)
+        one = jax.tree.map(lambda x: x[seed], together)
+        np.testing.assert_array_equal(one.latents.codes, alone.latents.codes)
+        chex.assert_trees_all_close(one.apcr, alone.apcr, rtol=1e-5, atol=1e-6)
+        for name in ("high", "control", "intersection_ratio"):
+            np.testing.assert_array_equal(getattr(one, name), getattr(alone, name))
+        np.testing.assert_array_equal(one.stability.stable, alone.stability.stable)
+        np.testing.assert_allclose(one.weights, alone.weights, atol=0.02)
+
+
+def test_one_compilation_for_any_key_and_any_float_setting():
+    once = jax.jit(chex.assert_max_traces(_analyse, n=1))
+    for seed, lam in ((3, 0.2), (4, 0.3)):
+        settings = SETTINGS.__class__(**{**SETTINGS.__dict__, "method_b": SETTINGS.method_b.replace(lam=lam)})
+        once(jax.random.key(seed), *MODELS, settings)
+
+
+def test_a_stack_of_models_is_one_program():
+    """Two models of one architecture (the planted classifier at two gains), vmapped."""
+    classify = lambda gain, x: jax.nn.softmax(gain * x[:, : planted.NUM_CLASSES], axis=-1)
+    stacked = lj.stack_pytrees([Partial(classify, jnp.float32(g)) for g in (3.0, 4.0)])
+    key = jax.random.key(5)
+    both = jax.vmap(analyse, in_axes=(None, None, 0))(key, MODELS[0], stacked)
+    second = analyse(key, MODELS[0], Partial(classify, jnp.float32(4.0)))
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], both.intersection_ratio), second.intersection_ratio)
+    np.testing.assert_array_equal(both.control[1], second.control)
+
+
+def test_the_latent_sets_are_the_stages_draws():
+    a = ml_collections.ConfigDict(dict(seeds=(7,), samples_per_class=32, threshold=0.9, sample_batch=256, max_draws=1_000_000))
+    staged = stages.class_latents(planted.generate, planted.classify, a, **SHAPES)
+    pure = analyse(jax.random.key(7), *MODELS)
+    np.testing.assert_array_equal(staged.codes[0], pure.latents.codes)
