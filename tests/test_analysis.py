@@ -9,7 +9,6 @@ import pytest
 import latentjax as lj
 from latentjax.analysis import apcr as apcr_module
 from latentjax.analysis import runner
-from latentjax.analysis import weights as weights_module
 
 import planted
 

@@ -9,7 +9,7 @@ import pytest
 import latentjax as lj
 from latentjax import config as config_lib
 from latentjax import data
-from latentjax.experiment import artefacts, reproduce, summaries
+from latentjax.experiment import artefacts, reproduce
 from latentjax.models.quality import classifier_accuracy
 
 # End to end (data, training, the reproduction, subprocesses): out of the quick tier, `-m "not slow"`.

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 from latentjax.analysis.apcr import APCRResult, compute_apcr
 from latentjax.analysis.evaluation import DirectionEvaluation, evaluate_directions
 from latentjax.analysis.latents import ClassLatents, sample_class_latents
-from latentjax.analysis.sets import controlling_set, intersection_ratio, signed_directions, top_k_mask
+from latentjax.analysis.sets import controlling_set, intersection_ratio, method_directions, top_k_mask
 from latentjax.analysis.settings import (
     APCRSettings, LatentSettings, MethodBSettings, StabilitySettings, _pytree,
 )
@@ -142,7 +142,7 @@ def analyse_seed(
         generate, classify, stream(HELD_OUT_STREAM), latent_dim=latent_dim, num_classes=num_classes,
         require_full=False, **settings.latents.replace(samples_per_class=settings.held_out_per_class).keywords(),
     ).codes
-    directions = jnp.stack([signed_directions(high, apcr.directions.T), signed_directions(control, weights)])
+    directions = jnp.stack(method_directions(high, apcr.directions, control, weights))
     distances = jnp.asarray(settings.distances)
     same = evaluate_directions(generate, classify, held_out, directions, distances)
     cross = None

@@ -154,6 +154,23 @@ def signed_directions(mask: jax.Array, signs: jax.Array) -> jax.Array:
     return jnp.where(mask, signs, 0.0)
 
 
+def method_directions(
+    high: jax.Array, apcr_signs: jax.Array, control: jax.Array, weights: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """The paper's two methods' set directions, ``[..., C, N]`` each (any leading axes):
+    Method A's ``sum_{i in H_j} sign(d_ij) e_i`` (``apcr_signs[..., N, C]``, the layout of
+    :class:`~latentjax.APCRResult`'s ``directions``) and Method B's ``sum_{i in C_j} sign(w*_ji) e_i``.
+
+    >>> import jax.numpy as jnp
+    >>> mask = jnp.array([[True, False]])
+    >>> a, b = method_directions(mask, jnp.array([[-1.0], [1.0]]), mask, jnp.array([[0.5, -0.2]]))
+    >>> a.tolist(), b.tolist()
+    ([[-1.0, 0.0]], [[1.0, 0.0]])
+    """
+    apcr = signed_directions(high, jnp.swapaxes(jnp.asarray(apcr_signs), -1, -2))
+    return apcr, signed_directions(control, jnp.asarray(weights))
+
+
 def jaccard(first: jax.Array, second: jax.Array) -> jax.Array:
     """``|A ∩ B| / |A ∪ B|`` per row of two ``[..., N]`` masks (1 where both are empty).
 

@@ -46,7 +46,7 @@ from latentjax.analysis.objective import weight_objective, xi_quadrature
 from latentjax.analysis.optax_calls import optax_init, optax_update
 from latentjax.analysis.outputs import is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree, is_traced
-from latentjax.analysis.settings import CONVERGED_READING, MethodBFloats, MethodBLoop, MethodBSettings  # noqa: F401
+from latentjax.analysis.settings import MethodBFloats, MethodBLoop, MethodBSettings
 
 #: Curvature pairs L-BFGS keeps.
 LBFGS_MEMORY = 10

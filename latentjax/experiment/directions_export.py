@@ -7,14 +7,12 @@ from __future__ import annotations
 import os
 import pathlib
 
-import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from latentjax import data
 from latentjax.storage import files as storage
-from latentjax.analysis.sets import signed_directions
+from latentjax.analysis.sets import method_directions
 from latentjax.directions import save_directions
 from latentjax.errors import RunDirectoryError
 from latentjax.experiment import stages
@@ -29,11 +27,8 @@ def run_directions(a, apcr, weights, finder_directions=None) -> dict[str, np.nda
     the signed ranking by selection probability) and, when the run compared finders
     (``finder_directions[seeds, F, C, N]``), every finder's directions."""
     high, control = stages.analysis_sets(a, apcr, weights)
-    found = {
-        "apcr": np.asarray(jax.vmap(signed_directions)(high, jnp.swapaxes(jnp.asarray(apcr.directions), -1, -2))),
-        "weights": np.asarray(jax.vmap(signed_directions)(control, jnp.asarray(weights))),
-        "weights_raw": np.asarray(weights),
-    }
+    by_apcr, by_weights = method_directions(high, apcr.directions, control, weights)
+    found = {"apcr": np.asarray(by_apcr), "weights": np.asarray(by_weights), "weights_raw": np.asarray(weights)}
     if finder_directions is not None:
         for index, name in enumerate(a.finders):
             found[name] = np.asarray(finder_directions)[:, index]

@@ -33,7 +33,7 @@ from latentjax.analysis.parallel import stack_pytrees
 from latentjax.analysis.settings import (
     APCRSettings, LatentSettings, ManipulationSettings, MethodBSettings, StabilitySettings,
 )
-from latentjax.analysis.sets import controlling_set, intersection_ratio, signed_directions, top_k_mask
+from latentjax.analysis.sets import controlling_set, intersection_ratio, method_directions, top_k_mask
 from latentjax.analysis.structure import tsne_embedding
 from latentjax.analysis import stability
 from latentjax.analysis.stability import Stability
@@ -388,10 +388,7 @@ def compare_finders(
     chunk = a.chunk_size or None
     # What find_directions('apcr' / 'weights') would return with the run's settings, every seed.
     high, control = analysis_sets(a, apcr, weights)
-    known = {
-        "apcr": signed_directions(high, jnp.swapaxes(jnp.asarray(apcr.directions), -1, -2)),
-        "weights": signed_directions(control, jnp.asarray(weights)),
-    }
+    known = dict(zip(("apcr", "weights"), method_directions(high, apcr.directions, control, weights)))
     directions, same, cross = [], [], []
     for s in range(len(a.seeds)):
         found = finder_directions(
