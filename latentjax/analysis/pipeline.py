@@ -115,6 +115,15 @@ def analyse_seed(
     Under a transform the latent sets cannot be checked for shortfall: ``latents.counts[C]``
     says how many confident codes each class found (``< samples_per_class`` means the draws ran
     out; raise ``settings.latents.max_draws``).
+
+    >>> import jax, jax.numpy as jnp
+    >>> from latentjax import as_pytree
+    >>> classify = as_pytree(lambda x: jax.nn.softmax(jnp.stack([4 * x[:, 2], -4 * x[:, 2]], -1)))
+    >>> settings = AnalysisSettings(latents=LatentSettings(samples_per_class=8, batch_size=64), k=1,
+    ...                             stability=None, method_b=MethodBSettings(steps=20, batch_size=4))
+    >>> result = analyse_seed(jax.random.key(1), as_pytree(lambda z: z), classify, settings, latent_dim=3, num_classes=2)
+    >>> result.high.tolist(), result.intersection_ratio.tolist()
+    ([[False, False, True], [False, False, True]], [1.0, 1.0])
     """
     stream = lambda s: jax.random.fold_in(key, s)
     latents = sample_class_latents(
