@@ -33,7 +33,7 @@ def main() -> None:
     lj.use_host_cores()  # as the latentjax command runs it
     config = load_config(str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "default.py"))
     a = config.analysis
-    a.seeds, a.weight_steps = (args.seed,), args.steps
+    a.seeds, a.method_b.steps = (args.seed,), args.steps
     models = lj.load_pretrained(a.pretrained)
     latents = stages.class_latents(
         models.generate, models.classify, a, latent_dim=config.latent_dim, num_classes=config.num_classes

@@ -45,12 +45,9 @@ from latentjax.experiment import stages  # noqa: E402
 from latentjax.models.pretrained import load_pretrained  # noqa: E402
 
 config = C.load_config("configs/default.py")
-a = C.apply_overrides(config, {"analysis.seeds": (0,), "analysis.samples_per_class": args.samples}).analysis
-method_b = dict(
-    lam=a.lam, xi_range=(a.xi_min, a.xi_max), batch_size=a.weight_batch, learning_rate=a.weight_learning_rate,
-    init=a.weight_init, parametrization=a.parametrization, solver=a.weight_solver, xi_nodes=a.weight_xi_nodes,
-    smoothing=a.weight_smoothing, schedule="constant", penalty=a.weight_penalty,
-)
+a = C.apply_overrides(config, {"analysis.seeds": (0,), "analysis.latents.samples_per_class": args.samples}).analysis
+method_b = stages.method_b_settings(a).keywords()
+method_b.pop("steps")  # set per measurement below
 
 if not args.analyse_only:
     m = load_pretrained("fashion_mnist")

@@ -90,18 +90,26 @@ def get_config() -> ml_collections.ConfigDict:
 
 
 #: Method B as the paper reads it (random batches and xi, exact |.| and max, Adam at a constant
-#: learning rate), at make run's sizes: what configs/sweep.py, sweep_gans.py, sweep_steps.py and
+#: learning rate), at make run's sizes, as ``analysis.method_b`` fields, run once per seed
+#: (``analysis.stability.pairs = 0``): what configs/sweep.py, sweep_gans.py, sweep_steps.py and
 #: sweep_finders.py recorded their numbers with.
 SAMPLED_METHOD_B = dict(
-    weight_solver="adam", weight_steps=250, weight_batch=8, weight_learning_rate=3e-2,
-    weight_xi_nodes=0, weight_smoothing=0.0, weight_schedule="constant", weight_pairs=0,
+    solver="adam", steps=250, batch_size=8, learning_rate=3e-2, xi_nodes=0, smoothing=0.0,
+    schedule="constant",
 )
-#: The converged reading (docs/method.md): the loss over all codes (weight_batch=0), u at a
-#: Gauss-Legendre node, |dS| and the max over signs rounded, Adam decayed to 0 on a cosine.
+#: The converged reading (docs/method.md; latentjax.CONVERGED_READING): the loss over all codes
+#: (batch_size=0), u at a Gauss-Legendre node, |dS| and the max over signs rounded, Adam decayed
+#: to 0 on a cosine.
 CONVERGED_METHOD_B = dict(
-    weight_solver="adam", weight_steps=300, weight_batch=0, weight_learning_rate=0.1,
-    weight_xi_nodes=1, weight_smoothing=0.01, weight_schedule="cosine", weight_pairs=0,
+    solver="adam", steps=300, batch_size=0, learning_rate=0.1, xi_nodes=1, smoothing=0.01,
+    schedule="cosine",
 )
+
+
+def one_run_of_method_b(analysis: ml_collections.ConfigDict, reading: dict) -> None:
+    """``analysis`` with Method B's ``reading`` run once per seed (no stability selection)."""
+    analysis.method_b.update(reading)
+    analysis.stability.pairs = 0
 
 
 #: Stability selection's defaults, chosen by measurement (docs/results.md, "Stability selection").
@@ -132,52 +140,36 @@ def get_analysis_config() -> ml_collections.ConfigDict:
             # One seed: the complementary halves of its 48 codes carry the sampling variability
             # (stability selection, above), at the APCR cost of three seeds of 16.
             seeds=(0,),
-            # Latent sets Z_j: prior samples with confidence >= threshold. Method B's learning
-            # rate 0.03 and batch 8 were chosen by single-run sweeps at S = 16 (configs/sweep.py;
-            # the record is in git history): 250 steps at lr 0.03 reached the IR of 500 and
-            # 1,000 steps at lr 0.01, which 250 steps at lr 0.01 did not.
-            samples_per_class=SAMPLES_PER_CLASS,
-            threshold=0.9,
-            sample_batch=1024,
-            max_draws=400_000,
-            # Method A.
-            delta=0.5,
-            m=6,
-            relative=True,
-            signed=False,
-            eps=1e-6,
-            chunk_size=0,  # 0 = the backend's default
+            # Latent sets Z_j: prior samples with confidence >= threshold (LatentSettings).
+            # Method B's learning rate 0.03 and batch 8 were chosen by single-run sweeps at
+            # S = 16 (configs/sweep.py; the record is in git history): 250 steps at lr 0.03
+            # reached the IR of 500 and 1,000 steps at lr 0.01, which 250 steps at lr 0.01 did not.
+            latents=ml_collections.ConfigDict(dict(
+                samples_per_class=SAMPLES_PER_CLASS, threshold=0.9, batch_size=1024, max_draws=400_000,
+            )),
+            # Method A (APCRSettings; chunk_size 0 = the backend's default).
+            apcr=ml_collections.ConfigDict(dict(delta=0.5, m=6, relative=True, signed=False, eps=1e-6, chunk_size=0)),
             # Sets and Table 1.
             k=10,
             control_threshold=-1.0,  # < 0: top-K by |w*|; else an absolute threshold
-            # Method B (docs/method.md, "Method B"): the paper's sampled reading, Adam at
-            # learning rate 0.03 on batches of 8 (chosen by the sweeps), as stability selection:
-            # WEIGHT_PAIRS complementary pairs of half-sample fits per class, each of
-            # WEIGHT_STEPS steps; a dimension is stable when at least STABILITY_THRESHOLD of the
-            # fits put it in their top stability_q (0 = k; fixed at 10, the paper's K, so that a
-            # sweep over k shares one set of fits). One run's sets move with its key and with
-            # floating-point rounding (docs/results.md, "Method B: one answer?"); weight_pairs = 0
-            # gives that single-run reading.
-            weight_pairs=WEIGHT_PAIRS,
-            stability_threshold=STABILITY_THRESHOLD,
-            stability_q=10,
-            weight_solver="adam",
-            weight_steps=WEIGHT_STEPS,
-            weight_batch=8,
-            weight_learning_rate=3e-2,
-            weight_schedule="constant",
-            weight_xi_nodes=0,
-            weight_smoothing=0.0,
-            weight_penalty="l2",  # the paper's plain norm; or "l2_squared", "l1"
-            lam=0.2,
-            xi_min=1.0,
-            xi_max=3.0,
-            weight_init=0.5,
-            parametrization="box",
-            # Manipulation (Figures 5 and 6).
-            alpha_max=3.0,
-            num_alphas=7,
-            manipulation_samples=8,
+            # Method B (MethodBSettings; docs/method.md, "Method B"): the paper's sampled
+            # reading, Adam at learning rate 0.03 on batches of 8 (chosen by the sweeps).
+            method_b=ml_collections.ConfigDict(dict(
+                solver="adam", steps=WEIGHT_STEPS, batch_size=8, learning_rate=3e-2, schedule="constant",
+                xi_nodes=0, smoothing=0.0,
+                penalty="l2",  # the paper's plain norm; or "l2_squared", "l1"
+                lam=0.2, xi_range=(1.0, 3.0), init=0.5, parametrization="box",
+            )),
+            # Method B as stability selection (StabilitySettings): `pairs` complementary pairs of
+            # half-sample fits per class; a dimension is stable when at least `threshold` of the
+            # fits put it in their top `q` (0 = k; fixed at 10, the paper's K, so that a sweep over
+            # k shares one set of fits). One run's sets move with its key and with floating-point
+            # rounding (docs/results.md, "Method B: one answer?"); pairs = 0 gives that single-run
+            # reading.
+            stability=ml_collections.ConfigDict(dict(pairs=WEIGHT_PAIRS, q=10, threshold=STABILITY_THRESHOLD)),
+            # Manipulation (Figures 5 and 6; ManipulationSettings): `samples` codes per class moved
+            # by num_alphas strengths from -alpha_max to alpha_max.
+            manipulation=ml_collections.ConfigDict(dict(alpha_max=3.0, num_alphas=7, samples=8)),
             # Cross-class targets, one per source class: look-alike classes (T-shirt -> Shirt,
             # Trouser -> Dress, Pullover -> Coat, Dress -> T-shirt, Coat -> Pullover,
             # Sandal -> Sneaker, Shirt -> T-shirt, Sneaker -> Ankle boot, Bag -> Pullover,

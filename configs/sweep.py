@@ -18,7 +18,7 @@ convergence figures.
 
 import ml_collections
 
-from default import SAMPLED_METHOD_B, get_config as _default  # configs/ is on sys.path while this file loads
+from default import SAMPLED_METHOD_B, get_config as _default, one_run_of_method_b  # configs/ is on sys.path while this file loads
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -26,8 +26,8 @@ def get_config() -> ml_collections.ConfigDict:
     # The study of the paper's (sampled) reading of Method B, at its base learning rate
     # (docs/results.md records these sweeps at 0.01); configs/sweep_paper_scale.py sweeps S at
     # make run's settings.
-    config.analysis.update(SAMPLED_METHOD_B)
-    config.analysis.weight_learning_rate = 1e-2
+    one_run_of_method_b(config.analysis, SAMPLED_METHOD_B)
+    config.analysis.method_b.learning_rate = 1e-2
     # The Table 1 sweeps compare no direction finders (their recorded times are without them);
     # configs/sweep_finders.py does, or pass --config.analysis.finders="('apcr','sefa')".
     config.analysis.finders = ()
@@ -36,9 +36,10 @@ def get_config() -> ml_collections.ConfigDict:
             # One entry per model seed: shipped names or exported folders.
             models=("fashion_mnist",),
             analysis_seeds=(0, 1),
-            # {analysis setting: values}; every other setting comes from config.analysis.
+            # {analysis setting: values}, nested as config.analysis is; every other setting
+            # comes from config.analysis.
             grid=ml_collections.ConfigDict(
-                dict(samples_per_class=(8, 16), weight_steps=(60, 250))
+                dict(latents=dict(samples_per_class=(8, 16)), method_b=dict(steps=(60, 250)))
             ),
             # 'auto': stack the model seeds and vmap them off CPU, loop over them on CPU.
             model_layout="auto",

@@ -6,17 +6,17 @@ so the default reading's latent sets, Method A and Method B are computed once fo
 
     latentjax sweep --config sweep_definitions --workdir runs/definitions-apcr         # relative or absolute
     latentjax sweep --config sweep_definitions --workdir runs/definitions-signed \\
-        "--config.sweep.grid={'signed': (False, True)}"
+        "--config.sweep.grid={'apcr': {'signed': (False, True)}}"
     latentjax sweep --config sweep_definitions --workdir runs/definitions-penalty \\
-        "--config.sweep.grid={'weight_penalty': ('l2', 'l2_squared', 'l1')}"
+        "--config.sweep.grid={'method_b': {'penalty': ('l2', 'l2_squared', 'l1')}}"
     latentjax sweep --config sweep_definitions --workdir runs/definitions-k \\
         "--config.sweep.grid={'k': (5, 10, 20)}"
     latentjax sweep --config sweep_definitions --workdir runs/definitions-offsets \\
-        "--config.sweep.grid={'delta': (0.5, 1.0), 'm': (3, 6)}"
+        "--config.sweep.grid={'apcr': {'delta': (0.5, 1.0), 'm': (3, 6)}}"
     latentjax sweep --config sweep_definitions --workdir runs/definitions-xi \\
-        "--config.sweep.grid={'xi_max': (2.0, 3.0, 5.0)}"
+        "--config.sweep.grid={'method_b': {'xi_range': ((1.0, 2.0), (1.0, 3.0), (1.0, 5.0))}}"
     latentjax sweep --config sweep_definitions --workdir runs/definitions-threshold \\
-        "--config.sweep.grid={'threshold': (0.8, 0.9, 0.95)}"
+        "--config.sweep.grid={'latents': {'threshold': (0.8, 0.9, 0.95)}}"
 
 Each workdir's cells.csv gives the mean IR with its interval over the seeds and both methods'
 set stability (Jaccard of the top-K sets between seeds) per reading. S = 16 is make run's size,
@@ -32,17 +32,17 @@ K = 5 / 20: 0.48 / 0.57; offsets to ±1.5 / ±6: 0.45 / 0.51; ξ_max 2 / 5: 0.53
 import ml_collections
 
 from sweep import get_config as _sweep  # configs/ is on sys.path while this file loads
-from default import SAMPLED_METHOD_B, get_analysis_config
+from default import SAMPLED_METHOD_B, get_analysis_config, one_run_of_method_b
 
 
 def get_config() -> ml_collections.ConfigDict:
     config = _sweep()
     config.analysis = get_analysis_config()  # make run's readings: the default of every axis
     # ... as they were when these numbers were recorded: S = 16, one run of Method B per seed.
-    config.analysis.update(SAMPLED_METHOD_B)
-    config.analysis.samples_per_class = 16
+    one_run_of_method_b(config.analysis, SAMPLED_METHOD_B)
+    config.analysis.latents.samples_per_class = 16
     config.analysis.finders = ()  # Table 1 and the sets only
     config.sweep.analysis_seeds = (0, 1)
     config.sweep.stages_dir = "runs/stages-definitions"
-    config.sweep.grid = ml_collections.ConfigDict(dict(relative=(True, False)))
+    config.sweep.grid = ml_collections.ConfigDict(dict(apcr=dict(relative=(True, False))))
     return config

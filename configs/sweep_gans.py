@@ -19,5 +19,5 @@ from sweep import get_config as _sweep  # configs/ is on sys.path while this fil
 def get_config() -> ml_collections.ConfigDict:
     config = _sweep()
     config.sweep.models = tuple(f"runs/gan-seeds-exported/seed{s}" for s in (1, 2, 3))
-    config.sweep.grid = ml_collections.ConfigDict(dict(samples_per_class=(8,), weight_steps=(60, 250)))
+    config.sweep.grid = ml_collections.ConfigDict(dict(latents=dict(samples_per_class=(8,)), method_b=dict(steps=(60, 250))))
     return config

@@ -14,6 +14,6 @@ from sweep import get_config as _sweep  # configs/ is on sys.path while this fil
 def get_config() -> ml_collections.ConfigDict:
     config = _sweep()
     config.sweep.grid = ml_collections.ConfigDict(
-        dict(samples_per_class=(8,), weight_steps=(60, 125, 250, 500, 1000))
+        dict(latents=dict(samples_per_class=(8,)), method_b=dict(steps=(60, 125, 250, 500, 1000)))
     )
     return config

@@ -16,18 +16,14 @@ from default import get_config as _default  # configs/ is on sys.path while this
 # (configs/zappos_tiny.py uses it too).
 TINY_ANALYSIS = dict(
     seeds=(0, 1),
-    samples_per_class=2,
     # Few prior codes pass 0.9 for the rarest classes; 0.5 keeps the draw short, and at 0.5
     # one batch of 256 holds two codes of every class (1024 cost the tests seconds per draw).
-    threshold=0.5,
-    sample_batch=256,
-    m=1,
+    latents=dict(samples_per_class=2, threshold=0.5, batch_size=256),
+    apcr=dict(m=1),
     k=3,
-    weight_steps=3,
-    weight_batch=2,
-    weight_pairs=1,
-    num_alphas=3,
-    manipulation_samples=2,
+    method_b=dict(steps=3, batch_size=2),
+    stability=dict(pairs=1),
+    manipulation=dict(num_alphas=3, samples=2),
     inversion_per_class=2,
     inversion_steps=3,
     tsne_perplexity=3.0,
@@ -64,7 +60,7 @@ def get_config() -> ml_collections.ConfigDict:
         dict(
             models=("fashion_mnist",),
             analysis_seeds=(0, 1),
-            grid=ml_collections.ConfigDict(dict(k=(2, 3), weight_steps=(2, 3))),
+            grid=ml_collections.ConfigDict(dict(k=(2, 3), method_b=dict(steps=(2, 3)))),
             model_layout="auto",
             # A folder of stage artefacts shared between sweeps ('' = the sweep's own stages/):
             # one artefact per stage, settings and analysis seed, computed once for all of them.

@@ -447,7 +447,7 @@ def _apcr(codes, **kw):
         (lambda c: lj.compute_apcr(planted.generate, lambda x: x[:, :4], c), "classify did not return probabilities"),
         (lambda c: lj.top_k_mask(c[0], 17), "k=17: expected an integer in [1, 16] (the latent width)."),
         (lambda c: lj.controlling_set(c[0], k=0), "k=0: expected an integer in [1, 16]"),
-        (lambda c: lj.optimize_weights(planted.generate, planted.classify, c, jax.random.key(0), xi_range=(2.0, 1.0)), "xi_min=2.0 with xi_max=1.0: expected xi_min <= xi_max."),
+        (lambda c: lj.optimize_weights(planted.generate, planted.classify, c, jax.random.key(0), xi_range=(2.0, 1.0)), "xi_range=(2.0, 1.0): expected (xi_min, xi_max) with 0 < xi_min <= xi_max."),
         (lambda c: lj.optimize_weights(planted.generate, planted.classify, c, jax.random.key(0), parametrization="sigmoid"), "parametrization='sigmoid': expected one of ('box', 'tanh')."),
         (lambda c: lj.manipulate(planted.generate, planted.classify, c[0], jnp.ones(15), 0), "direction has shape (15,): expected (16,)"),
         (lambda c: lj.manipulate(planted.generate, planted.classify, c[0], jnp.ones(16), 9), "class index 9 is out of range"),

@@ -24,8 +24,8 @@ TINY = str(REPO / "configs" / "tiny.py")
         (["--config.gan_training.batch_sise=3"], "config.gan_training.batch_sise: no such key in this config."),
         (["--config.gan_training.batch_size=-1"], "config.gan_training.batch_size=-1: expected a positive integer."),
         (["--config.latent_dim=0"], "config.latent_dim=0: expected a positive integer."),
-        (["--config.analysis.delta=1e400"], "config.analysis.delta=inf: expected a finite number."),
-        (["--config.analysis.chunk_size=-5"], "config.analysis.chunk_size=-5: expected a non-negative integer (0 = the backend's default)."),
+        (["--config.analysis.apcr.delta=1e400"], "config.analysis.apcr.delta=inf: expected a finite number."),
+        (["--config.analysis.apcr.chunk_size=-5"], "config.analysis.apcr.chunk_size=-5: expected a non-negative integer (0 = the backend's default)."),
         (["--config.classifier.pixel_mean=nan"], "config.classifier.pixel_mean=nan: expected a finite number."),
     ],
 )

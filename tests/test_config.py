@@ -76,10 +76,10 @@ def test_tiny_config_derives_from_default():
         ("analysis.finder_table_distances=(4.0,9.0)", "config.analysis.finder_table_distances=(4.0, 9.0): expected two of config.analysis.finder_distances=(1.5, 3.0, 4.5, 6.0, 7.5, 9.0)."),
         ("analysis.finder_prior_samples=0", "config.analysis.finder_prior_samples=0: expected a positive integer."),
         ("analysis.finder_choice_distance=0.0", "config.analysis.finder_choice_distance=0.0: expected a positive number."),
-        ("analysis.weight_pairs=-1", "config.analysis.weight_pairs=-1: expected a non-negative integer (0 = one run of Method B per seed)."),
-        ("analysis.stability_threshold=0.5", "config.analysis.stability_threshold=0.5: expected a number in (0.5, 1]."),
-        ("analysis.stability_q=101", "config.analysis.stability_q=101: expected at most config.latent_dim=100 (0 = analysis.k)."),
-        ("analysis.samples_per_class=1", "config.analysis.samples_per_class=1 with weight_pairs=8: stability selection splits the codes into two halves, expected at least 2 (or weight_pairs=0)."),
+        ("analysis.stability.pairs=-1", "config.analysis.stability.pairs=-1: expected a non-negative integer (0 = one run of Method B per seed)."),
+        ("analysis.stability.threshold=0.5", "config.analysis.stability.threshold=0.5: expected a number in (0.5, 1]."),
+        ("analysis.stability.q=101", "config.analysis.stability.q=101: expected at most config.latent_dim=100 (0 = analysis.k)."),
+        ("analysis.latents.samples_per_class=1", "config.analysis.latents.samples_per_class=1 with stability.pairs=8: stability selection splits the codes into two halves, expected at least 2 (or stability.pairs=0)."),
     ],
 )
 def test_bad_overrides_name_key_and_value(default_config, override, message):

@@ -67,7 +67,7 @@ def test_results_are_consistent_with_the_saved_artefacts(run):
     same = saved["manipulation"]["apcr_same"]
     for set_name in ("top", "bottom", "random"):
         rates = same[set_name]["rate_per_alpha"]
-        assert len(rates) == config.analysis.num_alphas and all(0.0 <= r <= 1.0 for r in rates)
+        assert len(rates) == config.analysis.manipulation.num_alphas and all(0.0 <= r <= 1.0 for r in rates)
 
 
 def test_existing_run_is_refused_and_resume_recomputes_nothing(run, monkeypatch):
@@ -120,7 +120,7 @@ def test_the_finder_comparison_matches_its_artefact_and_the_methods_sets(run):
     models = lj.load_pretrained(a.pretrained)
     probs = np.asarray(models.classify(models.generate(held_out.reshape(-1, 100)))).reshape(2, 10, -1, 10)
     own = np.take_along_axis(probs, np.arange(10)[None, :, None, None], axis=-1)[..., 0]
-    assert (own >= a.threshold - 1e-4).all()
+    assert (own >= a.latents.threshold - 1e-4).all()
     # results.json: the artefact's class means, zero effect at distance zero.
     f = results["finders"]
     assert f["names"] == names and f["distances"] == list(a.finder_distances)

@@ -23,7 +23,7 @@ def analysis():
     "settings, message",
     [
         (lj.MethodBSettings(steps=0), "steps=0: expected a positive integer."),
-        (lj.MethodBSettings(xi_range=(3.0, 1.0)), "xi_min=3.0 with xi_max=1.0: expected xi_min <= xi_max."),
+        (lj.MethodBSettings(xi_range=(3.0, 1.0)), "xi_range=(3.0, 1.0): expected (xi_min, xi_max) with 0 < xi_min <= xi_max."),
         (lj.MethodBSettings(penalty="l3"), "penalty='l3': expected one of ('l2', 'l2_squared', 'l1')."),
         (lj.MethodBSettings(init=1.0, parametrization="tanh"), "init=1.0: expected a value in [-1, 1] ('box') or in (-1, 1) ('tanh')."),
         (lj.LatentSettings(threshold=1.5), "threshold=1.5: expected a number in [0, 1]."),
@@ -41,16 +41,17 @@ def test_validate_names_the_field_and_what_was_expected(settings, message):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("analysis.weight_steps=0", "config.analysis.weight_steps=0: expected a positive integer."),
-        ("analysis.weight_penalty='l3'", "config.analysis.weight_penalty='l3': expected one of ('l2', 'l2_squared', 'l1')."),
-        ("analysis.xi_min=4.0", "config.analysis.xi_min=4.0 with config.analysis.xi_max=3.0: expected config.analysis.xi_min <= config.analysis.xi_max."),
-        ("analysis.weight_solver='lbfgs'",
-         "config.analysis.weight_solver='lbfgs' with config.analysis.weight_batch=8, config.analysis.weight_xi_nodes=0: "
-         "L-BFGS's line search needs the deterministic loss, expected config.analysis.weight_batch=0 and "
-         "config.analysis.weight_xi_nodes > 0 (or config.analysis.weight_solver='adam')."),
-        ("analysis.sample_batch=0", "config.analysis.sample_batch=0: expected a positive integer."),
-        ("analysis.delta=0.0", "config.analysis.delta=0.0: expected a positive number."),
-        ("analysis.manipulation_samples=0", "config.analysis.manipulation_samples=0: expected a positive integer."),
+        ("analysis.method_b.steps=0", "config.analysis.method_b.steps=0: expected a positive integer."),
+        ("analysis.method_b.penalty='l3'", "config.analysis.method_b.penalty='l3': expected one of ('l2', 'l2_squared', 'l1')."),
+        ("analysis.method_b.xi_range=(4.0,3.0)", "config.analysis.method_b.xi_range=(4.0, 3.0): expected (xi_min, xi_max) with 0 < xi_min <= xi_max."),
+        ("analysis.method_b.solver='lbfgs'",
+         "config.analysis.method_b.solver='lbfgs' with config.analysis.method_b.batch_size=8, config.analysis.method_b.xi_nodes=0: "
+         "L-BFGS's line search needs the deterministic loss, expected config.analysis.method_b.batch_size=0 and "
+         "config.analysis.method_b.xi_nodes > 0 (or config.analysis.method_b.solver='adam')."),
+        ("analysis.latents.batch_size=0", "config.analysis.latents.batch_size=0: expected a positive integer."),
+        ("analysis.apcr.delta=0.0", "config.analysis.apcr.delta=0.0: expected a positive number."),
+        ("analysis.manipulation.samples=0", "config.analysis.manipulation.samples=0: expected a positive integer."),
+        ("analysis.k=0", "config.analysis.k=0: expected a positive integer."),
     ],
 )
 def test_a_config_is_checked_by_the_settings_own_rules_in_config_words(override, message):
@@ -59,11 +60,12 @@ def test_a_config_is_checked_by_the_settings_own_rules_in_config_words(override,
     assert str(info.value) == message
 
 
-def test_a_config_section_maps_onto_the_fields(analysis):
-    method_b = lj.MethodBSettings.from_config(analysis)
-    assert (method_b.steps, method_b.batch_size, method_b.learning_rate) == (
-        analysis.weight_steps, analysis.weight_batch, analysis.weight_learning_rate)
-    assert method_b.xi_range == (analysis.xi_min, analysis.xi_max)
+def test_a_config_section_is_its_settings_object_by_the_same_names(analysis):
+    for kind in (lj.LatentSettings, lj.MethodBSettings, lj.ManipulationSettings):
+        settings = kind.from_config(analysis)
+        for field in dataclasses.fields(kind):
+            where = analysis if field.name in kind.SHARED else analysis[kind.SECTION]
+            assert getattr(settings, field.name) == where[field.name], (kind.__name__, field.name)
     assert lj.APCRSettings.from_config(analysis).chunk_size is None  # the config's 0: the default
     assert stages.stability_settings(analysis) == lj.StabilitySettings(pairs=8, q=10, threshold=0.8)
 
@@ -117,8 +119,6 @@ def test_a_saved_stage_is_keyed_by_every_field_that_shapes_it(analysis, stage, k
         if field.name in kind.EXECUTION:
             continue
         changed = analysis.copy_and_resolve_references()
-        keys = kind.CONFIG_KEYS[field.name]
-        new = _another_value(getattr(base, field.name))
-        for key, value in (zip(keys, new) if isinstance(keys, tuple) else [(keys, new)]):
-            changed[key] = value
+        where = changed if field.name in kind.SHARED else changed[kind.SECTION]
+        where[field.name] = _another_value(getattr(base, field.name))
         assert stages.stage_identity(stage, changed) != before, field.name

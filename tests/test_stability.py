@@ -150,10 +150,10 @@ def test_the_pipeline_stage_is_the_estimator_seed_by_seed(codes):
     """Reproduce and sweep read Method B through stages.optimised_weights: every seed's answer
     is weight_stability with that seed's key, and Method A's halves are the same."""
     a = ml_collections.ConfigDict(dict(
-        seeds=(4, 7), k=planted.K, weight_pairs=2, stability_q=0, stability_threshold=0.9, lam=0.2,
-        xi_min=1.0, xi_max=3.0, weight_steps=6, weight_batch=4, weight_learning_rate=0.05, weight_init=0.5,
-        parametrization="box", weight_solver="adam", weight_xi_nodes=0, weight_smoothing=0.0,
-        weight_schedule="constant", weight_penalty="l2",
+        seeds=(4, 7), k=planted.K, stability=dict(pairs=2, q=0, threshold=0.9),
+        method_b=dict(lam=0.2, xi_range=(1.0, 3.0), steps=6, batch_size=4, learning_rate=0.05, init=0.5,
+                      parametrization="box", solver="adam", xi_nodes=0, smoothing=0.0, schedule="constant",
+                      penalty="l2"),
     ))
     both = jnp.stack([codes, codes[:, ::-1]])
     stage = stages.optimised_weights(planted.generate, planted.classify, a, lj.ClassLatents(both, None, None))

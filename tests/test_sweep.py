@@ -47,10 +47,10 @@ def test_table_has_a_row_per_cell_and_class(finished):
     assert float(on_disk[5]["ir_mean"]) == pytest.approx(result.table[5]["ir_mean"])
     seeds = sweep.read_table(result.workdir / "seeds.csv")
     assert len(seeds) == 4 * 1 * 2 * config.num_classes  # cells x models x analysis seeds x classes
-    for name in ("report.md", "cells.csv", "finders.csv", "convergence_k.png", "convergence_weight_steps.png"):
+    for name in ("report.md", "cells.csv", "finders.csv", "convergence_k.png", "convergence_method_b_steps.png"):
         assert (result.workdir / name).is_file(), name
     assert any("ETA" in line for line in lines)
-    # Cells that differ only in weight_steps and k shared one computation of each stage.
+    # Cells that differ only in method_b.steps and k shared one computation of each stage.
     assert sum(line.strip().startswith("stage weights") for line in lines) == 1
     # Stability selection (configs/tiny.py: one pair): both stable sets per class and cell.
     for row in result.table:
@@ -74,12 +74,12 @@ def test_every_cell_compares_the_finders_on_held_out_codes(finished):
             if float(r["distance"]) == 0.0:
                 assert float(r[column]) == 0.0
     far = distances[-1]
-    cells = config_lib.sweep_cells(config)  # (k, weight_steps): (2, 2), (2, 3), (3, 2), (3, 3)
+    cells = config_lib.sweep_cells(config)  # (k, method_b.steps): (2, 2), (2, 3), (3, 2), (3, 3)
     for name in ("sefa", "ganspace", "interfacegan", "random_dense"):  # read neither K nor Method B
         assert len({value(f"cell{i:03d}", name, far, "same_probability_drop") for i in range(4)}) == 1, name
     # Method A's sets depend on K only; Method B's also on its steps.
     assert value("cell000", "apcr", far, "same_probability_drop") == value("cell001", "apcr", far, "same_probability_drop")
-    assert cells[0]["k"] == cells[1]["k"] and cells[0]["weight_steps"] != cells[1]["weight_steps"]
+    assert cells[0]["k"] == cells[1]["k"] and cells[0]["method_b.steps"] != cells[1]["method_b.steps"]
     report = (result.workdir / "report.md").read_text()
     assert "## Direction finders per cell" in report and "| `interfacegan` |" in report
 
@@ -188,12 +188,12 @@ def test_stacked_models_vmapped_equal_the_loop(finished, tmp_path):
     fixture's cell003 (K = 3, 3 steps), analysis seed 0 (stages are per seed)."""
     config, reference, _ = finished
     models = ("fashion_mnist", str(PRETRAINED_ROOT / "fashion_mnist"))
-    grid = {"sweep.models": models, "sweep.grid.k": (3,), "sweep.grid.weight_steps": (3,),
+    grid = {"sweep.models": models, "sweep.grid.k": (3,), "sweep.grid.method_b.steps": (3,),
             "sweep.analysis_seeds": (0,), "analysis.finders": ("apcr",), "sweep.model_layout": "vmap"}
     result = sweep.run_sweep(tiny_sweep_config(**grid), tmp_path / "vmap", log=lambda _: None)
     vmapped = json.loads((result.workdir / "cells" / "cell000.json").read_text())
     loop = json.loads((reference.workdir / "cells" / "cell003.json").read_text())
-    assert config_lib.sweep_cells(config)[3] == {"k": 3, "weight_steps": 3}
+    assert config_lib.sweep_cells(config)[3] == {"k": 3, "method_b.steps": 3}
     apcr = loop["finders"]["names"].index("apcr")
     for model in (0, 1):
         np.testing.assert_allclose(vmapped["ir"][model][0], loop["ir"][0][0])
@@ -211,7 +211,7 @@ def test_stacked_models_vmapped_equal_the_loop(finished, tmp_path):
     [
         ({"sweep.grid": {"inversion_steps": (1, 2)}}, "config.sweep.grid.inversion_steps: not a swept setting"),
         ({"sweep.grid.k": (3, 3)}, r"config.sweep.grid.k=\(3, 3\): expected a non-empty tuple of distinct"),
-        ({"sweep.grid.k": (3, 500)}, r"config.sweep.grid cell \{'k': 500, 'weight_steps': 2\}: config.analysis.k=500"),
+        ({"sweep.grid.k": (3, 500)}, r"config.sweep.grid cell \{'k': 500, 'method_b.steps': 2\}: config.analysis.k=500"),
         ({"sweep.analysis_seeds": ()}, r"config.sweep.analysis_seeds=\(\): expected distinct"),
         ({"sweep.model_layout": "pmap"}, "config.sweep.model_layout='pmap': expected one of"),
     ],

@@ -11,9 +11,10 @@ not compile again, and ``jax.vmap`` can run a stack of them::
     settings.floats              # a pytree of the traced numbers
 
 The public functions keep a keyword form for notebooks whose keywords are these fields
-(``optimize_weights(..., steps=30)`` is ``optimize_weights(..., settings=MethodBSettings(steps=30))``);
-a config section maps onto the fields with :meth:`from_config` (the config key of each field is
-in ``CONFIG_KEYS``), so a config's validation is the settings' own :meth:`validate`.
+(``optimize_weights(..., steps=30)`` is ``optimize_weights(..., settings=MethodBSettings(steps=30))``),
+and a config nests them under the same names: ``config.analysis.method_b.steps`` is
+``MethodBSettings.steps`` (:meth:`from_config`), so one list of names serves the function, the
+settings object and the config, and a config's validation is the settings' own :meth:`validate`.
 """
 
 from __future__ import annotations
@@ -77,16 +78,21 @@ class _Settings:
     """What every settings object shares: construction from a config section, replacement,
     and the JSON-ready record that keys a stage's saved result."""
 
-    #: Field -> config key (or keys, for a field built from several) under ``config.analysis``.
-    CONFIG_KEYS: ClassVar[dict[str, Any]] = {}
+    #: The config section under ``config.analysis`` that holds these fields, by the same names.
+    SECTION: ClassVar[str] = ""
+    #: Fields read from ``config.analysis`` itself, shared with other steps (the set size ``k``).
+    SHARED: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def from_config(cls, section: Mapping, **overrides):
-        """The settings a config section (``config.analysis``) holds, through ``CONFIG_KEYS``."""
-        values = {}
-        for field, key in cls.CONFIG_KEYS.items():
-            values[field] = tuple(section[k] for k in key) if isinstance(key, tuple) else section[key]
-        return cls(**{**values, **overrides})
+    def from_config(cls, analysis: Mapping, **overrides):
+        """The settings ``config.analysis.<SECTION>`` holds (``overrides`` replace fields)."""
+        shared = {name: analysis[name] for name in cls.SHARED}
+        return cls(**{**dict(analysis[cls.SECTION]), **shared, **overrides})
+
+    @classmethod
+    def config_key(cls, field: str) -> str:
+        """Where ``field`` lives under ``config.analysis``: ``'method_b.steps'``, or ``'k'``."""
+        return field if field in cls.SHARED else f"{cls.SECTION}.{field}"
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -135,10 +141,7 @@ class LatentSettings(_Settings):
     batch_size: int = 1024
     max_draws: int = 1_000_000
 
-    CONFIG_KEYS: ClassVar[dict[str, Any]] = dict(
-        samples_per_class="samples_per_class", threshold="threshold", batch_size="sample_batch",
-        max_draws="max_draws",
-    )
+    SECTION: ClassVar[str] = "latents"
 
     def validate(self) -> LatentSettings:
         _number(self.samples_per_class, "samples_per_class", integer=True, low=1)
@@ -165,14 +168,12 @@ class APCRSettings(_Settings):
     eps: float = 1e-6
     chunk_size: int | None = None
 
-    CONFIG_KEYS: ClassVar[dict[str, Any]] = dict(
-        delta="delta", m="m", relative="relative", signed="signed", eps="eps", chunk_size="chunk_size",
-    )
+    SECTION: ClassVar[str] = "apcr"
     EXECUTION: ClassVar[tuple[str, ...]] = ("chunk_size",)
 
     @classmethod
-    def from_config(cls, section: Mapping, **overrides):
-        settings = super().from_config(section, **overrides)
+    def from_config(cls, analysis: Mapping, **overrides):
+        settings = super().from_config(analysis, **overrides)
         return settings.replace(chunk_size=settings.chunk_size or None)  # config: 0 = default
 
     def validate(self) -> APCRSettings:
@@ -244,13 +245,13 @@ class MethodBSettings(_Settings):
     schedule: str = "constant"
     penalty: str = "l2"
 
-    CONFIG_KEYS: ClassVar[dict[str, Any]] = dict(
-        lam="lam", xi_range=("xi_min", "xi_max"), steps="weight_steps", batch_size="weight_batch",
-        learning_rate="weight_learning_rate", init="weight_init", parametrization="parametrization",
-        solver="weight_solver", xi_nodes="weight_xi_nodes", smoothing="weight_smoothing",
-        schedule="weight_schedule", penalty="weight_penalty",
-    )
+    SECTION: ClassVar[str] = "method_b"
     FLOATS: ClassVar[tuple[str, ...]] = ("lam", "xi_range", "learning_rate", "init", "smoothing")
+
+    @classmethod
+    def from_config(cls, analysis: Mapping, **overrides):
+        settings = super().from_config(analysis, **overrides)
+        return settings.replace(xi_range=tuple(settings.xi_range))
 
     @property
     def static(self) -> MethodBLoop:
@@ -290,11 +291,11 @@ class MethodBSettings(_Settings):
         if not isinstance(self.xi_range, tuple) or len(self.xi_range) != 2:
             raise SettingError("xi_range", self.xi_range, "a pair (xi_min, xi_max)")
         xi_min, xi_max = self.xi_range
-        _number(xi_min, "xi_min", low=0, low_open=True)
-        _number(xi_max, "xi_max", low=0, low_open=True)
-        low, high = scalar_value(xi_min, "xi_min"), scalar_value(xi_max, "xi_max")
-        if low is not None and high is not None and not low <= high:
-            raise SettingError("xi_min", xi_min, "xi_min <= xi_max", related=dict(xi_max=xi_max))
+        concrete = not any(isinstance(x, jax.core.Tracer) for x in self.xi_range)
+        if concrete and (number_problem(xi_min, low=0, low_open=True) or number_problem(xi_max, low=0)):
+            raise SettingError("xi_range", self.xi_range, "(xi_min, xi_max) with 0 < xi_min <= xi_max")
+        if concrete and not xi_min <= xi_max:
+            raise SettingError("xi_range", self.xi_range, "(xi_min, xi_max) with 0 < xi_min <= xi_max")
         _choice(self.penalty, "penalty", PENALTIES)
         _choice(self.schedule, "schedule", SCHEDULES)
         _choice(self.solver, "solver", SOLVERS)
@@ -328,6 +329,8 @@ class StabilitySettings(_Settings):
     q: int = 10
     threshold: float = 0.8
 
+    SECTION: ClassVar[str] = "stability"
+
     def validate(self, num_dims: int | None = None, num_codes: int | None = None) -> StabilitySettings:
         _number(self.pairs, "pairs", integer=True, low=1)
         _number(self.q, "q", integer=True, low=1, high=num_dims)
@@ -351,9 +354,8 @@ class ManipulationSettings(_Settings):
     num_alphas: int = 7
     samples: int = 8
 
-    CONFIG_KEYS: ClassVar[dict[str, Any]] = dict(
-        k="k", alpha_max="alpha_max", num_alphas="num_alphas", samples="manipulation_samples",
-    )
+    SECTION: ClassVar[str] = "manipulation"
+    SHARED: ClassVar[tuple[str, ...]] = ("k",)  # Table 1 and the finders share the set size
 
     def validate(self) -> ManipulationSettings:
         _number(self.k, "k", integer=True, low=1)

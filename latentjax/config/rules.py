@@ -48,10 +48,10 @@ NUMBERS: tuple[tuple[str, dict, str], ...] = tuple(
         (tuple(f"analysis.{k}" for k in (
             "inversion_per_class", "inversion_steps", "knn_k", "finder_samples_per_class",
             "finder_components", "finder_prior_samples")), POSITIVE_INT, ""),
-        (("analysis.weight_pairs",), NON_NEGATIVE_INT, " (0 = one run of Method B per seed)"),
-        (("analysis.stability_q",), NON_NEGATIVE_INT, " (0 = analysis.k)"),
-        (("analysis.stability_threshold",), dict(low=0.5, high=1, low_open=True), ""),
-        (("analysis.chunk_size",), NON_NEGATIVE_INT, " (0 = the backend's default)"),
+        (("analysis.stability.pairs",), NON_NEGATIVE_INT, " (0 = one run of Method B per seed)"),
+        (("analysis.stability.q",), NON_NEGATIVE_INT, " (0 = analysis.k)"),
+        (("analysis.stability.threshold",), dict(low=0.5, high=1, low_open=True), ""),
+        (("analysis.apcr.chunk_size",), NON_NEGATIVE_INT, " (0 = the backend's default)"),
         (tuple(f"analysis.{k}" for k in (
             "tsne_perplexity", "inversion_learning_rate", "finder_choice_distance")), POSITIVE, ""),
         (("analysis.inversion_beta",), NON_NEGATIVE, ""),
@@ -178,16 +178,16 @@ def _check_analysis(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(
             f"config.analysis.k={a.k!r}: expected at most config.latent_dim={config.latent_dim}."
         )
-    if a.get("weight_pairs", 0) and (a.stability_q or a.k) > config.latent_dim:
+    if a.stability.pairs and (a.stability.q or a.k) > config.latent_dim:
         raise ConfigError(
-            f"config.analysis.stability_q={a.stability_q!r}: expected at most "
+            f"config.analysis.stability.q={a.stability.q!r}: expected at most "
             f"config.latent_dim={config.latent_dim} (0 = analysis.k)."
         )
-    if a.get("weight_pairs", 0) and a.samples_per_class < 2:
+    if a.stability.pairs and a.latents.samples_per_class < 2:
         raise ConfigError(
-            f"config.analysis.samples_per_class={a.samples_per_class!r} with weight_pairs="
-            f"{a.weight_pairs!r}: stability selection splits the codes into two halves, expected "
-            "at least 2 (or weight_pairs=0)."
+            f"config.analysis.latents.samples_per_class={a.latents.samples_per_class!r} with "
+            f"stability.pairs={a.stability.pairs!r}: stability selection splits the codes into two "
+            "halves, expected at least 2 (or stability.pairs=0)."
         )
     if a.train_models and tuple(config.get("model_seeds", ()) or ()):
         raise ConfigError(
@@ -219,17 +219,7 @@ def _check_step_settings(a: ml_collections.ConfigDict) -> None:
         try:
             kind.from_config(a).validate()
         except SettingError as exc:
-            raise ConfigError(exc.render(lambda field: f"config.analysis.{_config_key(kind, field)}")) from None
-
-
-def _config_key(kind, field: str) -> str:
-    key = kind.CONFIG_KEYS.get(field, field)
-    if isinstance(key, tuple):  # a field built from several keys (xi_range)
-        return ", ".join(key)
-    for keys in kind.CONFIG_KEYS.values():  # one key of such a field (xi_min)
-        if isinstance(keys, tuple) and field in keys:
-            return field
-    return key
+            raise ConfigError(exc.render(lambda field: f"config.analysis.{kind.config_key(field)}")) from None
 
 
 def _check_finders(a: ml_collections.ConfigDict) -> None:

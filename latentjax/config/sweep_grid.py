@@ -6,6 +6,7 @@ varies fastest), analysed as the config with those values and the sweep's analys
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import ml_collections
@@ -14,51 +15,78 @@ from latentjax.analysis.settings import APCRSettings, LatentSettings, Manipulati
 from latentjax.errors import ConfigError
 
 def _setting_keys(*kinds) -> tuple[str, ...]:
-    """The config keys of the settings objects' fields that shape a result."""
-    keys = []
-    for kind in kinds:
-        for field, key in kind.CONFIG_KEYS.items():
-            if field not in kind.EXECUTION:
-                keys.extend(key if isinstance(key, tuple) else (key,))
+    """``<section>.<field>`` for the settings objects' fields that shape a result."""
+    keys = (
+        kind.config_key(field.name) for kind in kinds for field in dataclasses.fields(kind)
+        if field.name not in kind.EXECUTION
+    )
     return tuple(dict.fromkeys(keys))
 
 
-#: The analysis settings a sweep may vary: the fields of the latent sets', Method A's, Method B's
-#: and the manipulation's settings objects, and the controlling sets' threshold (the
-#: reproduction-only settings are not swept).
+#: The analysis settings a sweep may vary, as dotted keys under ``config.analysis``: the fields of
+#: the latent sets', Method A's, Method B's and the manipulation's settings objects, the set size
+#: and the controlling sets' threshold (the reproduction-only settings are not swept).
 SWEEP_KEYS = _setting_keys(LatentSettings, APCRSettings, MethodBSettings, ManipulationSettings) + ("control_threshold",)
 #: How a sweep runs its model seeds: one after another, vmapped, or chosen by the backend.
 SWEEP_LAYOUTS = ("auto", "loop", "vmap")
 
 
-def sweep_cells(config: ml_collections.ConfigDict) -> list[dict]:
-    """The grid's cells in order (last key fastest), each ``{key: value}`` over the grid's keys.
+def grid_axes(grid) -> dict[str, tuple]:
+    """The grid's axes ``{dotted key: values}``: the grid nests as ``config.analysis`` does.
 
-    >>> c = ml_collections.ConfigDict({"sweep": {"grid": {"k": (5, 10), "m": (6,)}}})
-    >>> sweep_cells(c)
-    [{'k': 5, 'm': 6}, {'k': 10, 'm': 6}]
+    >>> grid_axes({"k": (5, 10), "method_b": {"steps": (30, 60)}})
+    {'k': (5, 10), 'method_b.steps': (30, 60)}
     """
-    grid = config.sweep.grid
-    keys = list(grid.keys())
-    return [dict(zip(keys, values)) for values in itertools.product(*(tuple(grid[k]) for k in keys))]
+    axes = {}
+    for key, value in grid.items():
+        if isinstance(value, (dict, ml_collections.ConfigDict)):
+            axes.update({f"{key}.{inner}": values for inner, values in grid_axes(value).items()})
+        else:
+            axes[key] = value
+    return axes
+
+
+def sweep_cells(config: ml_collections.ConfigDict) -> list[dict]:
+    """The grid's cells in order (last key fastest), each ``{dotted key: value}``.
+
+    >>> c = ml_collections.ConfigDict({"sweep": {"grid": {"k": (5, 10), "apcr": {"m": (6,)}}}})
+    >>> sweep_cells(c)
+    [{'k': 5, 'apcr.m': 6}, {'k': 10, 'apcr.m': 6}]
+    """
+    axes = grid_axes(config.sweep.grid)
+    keys = list(axes)
+    return [dict(zip(keys, values)) for values in itertools.product(*(tuple(axes[k]) for k in keys))]
+
+
+def set_dotted(section: ml_collections.ConfigDict, dotted: str, value) -> None:
+    """``section.a.b = value`` for ``'a.b'``."""
+    *path, last = dotted.split(".")
+    for part in path:
+        section = section[part]
+    section[last] = value
 
 
 def cell_config(config: ml_collections.ConfigDict, cell: dict) -> ml_collections.ConfigDict:
     """The config of one sweep cell: the grid's values and the sweep's seeds in ``analysis``."""
     copy = ml_collections.ConfigDict(config.to_dict())
-    copy.analysis.update(dict(cell, seeds=tuple(config.sweep.analysis_seeds)))
+    for key, value in cell.items():
+        set_dotted(copy.analysis, key, tuple(value) if isinstance(value, list) else value)
+    copy.analysis.seeds = tuple(config.sweep.analysis_seeds)
     return copy
 
 
 def check_grid(grid: ml_collections.ConfigDict) -> None:
     """Each key a swept setting (:data:`SWEEP_KEYS`), each value a non-empty tuple of distinct values."""
-    for key in grid.keys():
-        values = grid[key]
+    for key, values in grid_axes(grid).items():
         if key not in SWEEP_KEYS:
             raise ConfigError(
                 f"config.sweep.grid.{key}: not a swept setting; expected keys among {list(SWEEP_KEYS)}."
             )
-        if not isinstance(values, (tuple, list)) or not values or len(set(values)) != len(values):
+        if not isinstance(values, (tuple, list)) or not values or len(set(map(_hashable, values))) != len(values):
             raise ConfigError(
                 f"config.sweep.grid.{key}={values!r}: expected a non-empty tuple of distinct values."
             )
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value

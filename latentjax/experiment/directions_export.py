@@ -39,7 +39,10 @@ def write_directions(folder: pathlib.Path, config, found: dict[str, np.ndarray],
     """One file per finder and analysis seed, ``<folder>/<finder>-seed<s>.npz`` (and its JSON)."""
     a = config.analysis
     names = list(data.dataset_spec(config.dataset).class_names)
-    settings = {key: a[key] for key in ("k", "samples_per_class", "delta", "m", "lam", "xi_min", "xi_max") if key in a}
+    settings = {
+        "k": a.k, "latents": stages.latent_settings(a).record(), "apcr": stages.apcr_settings(a).record(),
+        "method_b": stages.method_b_settings(a).record(),
+    }
     paths = []
     for finder, stacked in found.items():
         for index, seed in enumerate(a.seeds):

@@ -286,8 +286,8 @@ def render_stability(results: dict) -> list[str]:
 def method_b_summary(a) -> str:
     """One line saying which reading of Method B ran, with its settings."""
     fits = (
-        f"stability selection over {2 * a['weight_pairs']} half-sample fits per class, each "
-        if a.get("weight_pairs") else "one run per seed and class: "
+        f"stability selection over {2 * a['stability']['pairs']} half-sample fits per class, each "
+        if a["stability"]["pairs"] else "one run per seed and class: "
     )
     return fits + MethodBSettings.from_config(a).describe()
 
@@ -312,8 +312,9 @@ def render_markdown(results: dict) -> str:
         f"{' (trained by this run)' if results['models'].get('trained_here') else ''}, "
         f"seeds {list(a['seeds'])}.",
         "## What was run",
-        f"- Latent sets: {a['samples_per_class']} prior codes per class with confidence ≥ {a['threshold']}.",
-        f"- Method A: offsets k·δ for k = -{a['m']}..{a['m']}, δ = {a['delta']}, APCR relative={a['relative']}, signed={a['signed']}.",
+        f"- Latent sets: {a['latents']['samples_per_class']} prior codes per class with confidence ≥ {a['latents']['threshold']}.",
+        f"- Method A: offsets k·δ for k = -{a['apcr']['m']}..{a['apcr']['m']}, δ = {a['apcr']['delta']}, "
+        f"APCR relative={a['apcr']['relative']}, signed={a['apcr']['signed']}.",
         f"- Method B: {method_b_summary(a)}",
         f"- Sets: K = {results['k']}; chance level of the intersection ratio K/N = {results['chance_level']:.2f}.",
         "## Model quality",
@@ -352,7 +353,7 @@ def render_markdown(results: dict) -> str:
     parts += render_stability(results)
     parts += [
         "## Manipulation: top-K against bottom-K and random-K",
-        f"Largest shift α = {a['alpha_max']}. Same class: codes move against the direction that raises their class; "
+        f"Largest shift α = {a['manipulation']['alpha_max']}. Same class: codes move against the direction that raises their class; "
         "the rate is the share whose predicted class changes. Cross class: codes move along the target's set; the rate is "
         "the share predicted as the target.",
     ]

@@ -82,11 +82,11 @@ def method_b_settings(a) -> MethodBSettings:
 
 
 def stability_settings(a) -> StabilitySettings | None:
-    """Stability selection's settings, or ``None`` for one run of Method B (``weight_pairs = 0``);
-    ``q = stability_q``, or ``k`` when that is 0."""
-    if not a.get("weight_pairs", 0):
+    """Stability selection's settings, or ``None`` for one run of Method B (``stability.pairs = 0``);
+    ``q = stability.q``, or ``k`` when that is 0."""
+    if not a.stability.pairs:
         return None
-    return StabilitySettings(pairs=int(a.weight_pairs), q=int(a.get("stability_q", 0) or a.k), threshold=a.stability_threshold)
+    return StabilitySettings.from_config(a, q=int(a.stability.q or a.k))
 
 
 def manipulation_settings(a) -> ManipulationSettings:
@@ -115,7 +115,7 @@ def class_latents(
 ) -> ClassLatents:
     """``S`` confident prior codes per class for every seed in ``a.seeds``: ``codes[seeds, C, S, N]``.
 
-    ``S = a.samples_per_class`` unless given; ``stream`` picks an independent draw (see
+    ``S = a.latents.samples_per_class`` unless given; ``stream`` picks an independent draw (see
     :func:`held_out_latents`). Raises ``RuntimeError`` naming the seed and classes
     that stayed short of ``S`` codes.
     """
@@ -148,15 +148,15 @@ def held_out_latents(generate, classify, a, *, latent_dim: int, num_classes: int
 
 def check_latent_counts(result: ClassLatents, a, label: str = "", wanted: int | None = None) -> None:
     """Raises ``RuntimeError`` naming the seed and classes that stayed short of ``S`` codes."""
-    wanted = a.samples_per_class if wanted is None else wanted
+    wanted = a.latents.samples_per_class if wanted is None else wanted
     counts = np.asarray(result.counts)
     for seed, row, draws in zip(a.seeds, counts, np.asarray(result.draws)):
         short = [j for j, c in enumerate(row.tolist()) if c < wanted]
         if short:
             raise RuntimeError(
                 f"{label}seed {seed}: after {int(draws)} prior samples, classes {short} have only "
-                f"{row[short].tolist()} codes with confidence >= {a.threshold} (wanted "
-                f"{wanted}); raise analysis.max_draws or lower analysis.threshold."
+                f"{row[short].tolist()} codes with confidence >= {a.latents.threshold} (wanted "
+                f"{wanted}); raise analysis.latents.max_draws or lower analysis.latents.threshold."
             )
 
 
@@ -184,11 +184,11 @@ class MethodB(NamedTuple):
     """Method B's stage, stacked over the analysis seeds.
 
     ``weights[seeds, C, N]`` read like ``w*``: ``|.|`` ranks the dimensions, the sign is the
-    direction that raises ``Q_j``. With ``a.weight_pairs > 0`` (stability selection) they are
+    direction that raises ``Q_j``. With ``a.stability.pairs > 0`` (stability selection) they are
     :func:`~latentjax.analysis.stability.signed_ranking` of ``stability`` (the top ``K`` of
     ``pi``, ties by mean ``|w|``), ``losses[seeds, C, steps]`` the fits' mean, and
     ``snapshots[seeds, C, T, N]`` the same reading after each snapshot step, with its stable sets
-    ``snapshot_stable[seeds, C, T, N]``; with ``a.weight_pairs = 0`` they are one run's ``w*``
+    ``snapshot_stable[seeds, C, T, N]``; with ``a.stability.pairs = 0`` they are one run's ``w*``
     and ``stability`` is ``None``.
     """
 
@@ -210,7 +210,7 @@ def optimised_weights(
 ) -> MethodB:
     """Method B for every seed: ``weights[seeds, C, N]`` and ``losses[seeds, C, steps]``.
 
-    With ``a.weight_pairs = P > 0``, stability selection: every seed's ``2P`` half-sample fits
+    With ``a.stability.pairs = P > 0``, stability selection: every seed's ``2P`` half-sample fits
     per class (:func:`~latentjax.analysis.stability.weight_fits`, key ``seed_keys(seeds, 1)``,
     so Method A's :func:`apcr_stabilities` uses the same halves), all seeds' fits one batch of
     code sets. With ``P = 0``, one run per seed and class, as the paper reads it.
@@ -263,7 +263,8 @@ def manipulations(
 ) -> Manipulations:
     """Figures 5 and 6 for one seed: ``codes[C, S, N]`` moved along each method's top-, bottom-
     and random-K sets, against their own class (same) and towards ``a.cross_targets`` (cross)."""
-    alphas = alpha_grid(a)
+    settings = manipulation_settings(a)
+    alphas, chunk = settings.alphas(), apcr_settings(a).chunk_size
     rankings = {
         "apcr": (jnp.asarray(apcr.apcr).T, jnp.asarray(apcr.directions).T),
         "weights": (jnp.abs(jnp.asarray(weights.weights)), jnp.asarray(weights.weights)),
@@ -274,9 +275,9 @@ def manipulations(
         for mode in MODES:
             targets = None if mode == "same" else jnp.asarray(a.cross_targets)
             out[source][mode] = compare_sets(
-                generate, classify, codes[:, : a.manipulation_samples], scores, signs, a.k,
+                generate, classify, codes[:, : settings.samples], scores, signs, settings.k,
                 jax.random.key(a.seeds[0] + 7), mode=mode, targets=targets, alphas=alphas,
-                num_images=4, chunk_size=a.chunk_size or None,
+                num_images=4, chunk_size=chunk,
             )
     return out
 
@@ -385,7 +386,7 @@ def compare_finders(
     """
     distances = np.asarray(a.finder_distances, np.float32)
     keys = seed_keys(a.seeds, 4)
-    chunk = a.chunk_size or None
+    chunk = apcr_settings(a).chunk_size
     # What find_directions('apcr' / 'weights') would return with the run's settings, every seed.
     high, control = analysis_sets(a, apcr, weights)
     known = dict(zip(("apcr", "weights"), method_directions(high, apcr.directions, control, weights)))

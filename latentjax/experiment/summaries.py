@@ -94,7 +94,7 @@ def summarize(
     n_classes, latent_dim = config.num_classes, config.latent_dim
     ir_matrix, high, control = stages.intersection_ratios(a, apcr, weights.weights)
     struct_labels = np.asarray(struct.labels)
-    prior_labels = np.repeat(np.arange(n_classes), a.samples_per_class)
+    prior_labels = np.repeat(np.arange(n_classes), a.latents.samples_per_class)
     alphas = stages.alpha_grid(a)
 
     def effect(r: ManipulationResult):

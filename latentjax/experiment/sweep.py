@@ -13,7 +13,7 @@ Every cell runs all its model and analysis seeds: the analysis seeds as one prog
 (``model_layout='vmap'``) or one after another (``'loop'``; ``'auto'`` picks the loop on CPU,
 where ``vmap`` over model weights is the slow layout, docs/results.md). Stage results are
 shared between cells that read the same settings (Method A does not depend on Method B's
-settings), and Method B runs once per group of cells that differ only in ``weight_steps``: the
+settings), and Method B runs once per group of cells that differ only in ``method_b.steps``: the
 longest run's snapshots are the shorter runs (``optimize_weights(snapshot_steps=...)``; not for
 Adam on a decaying schedule, whose step t is not a run of t steps).
 
@@ -170,15 +170,16 @@ def _seed_slice(tree, all_seeds, seeds: tuple):
 
 
 def _snapshots_are_runs(a) -> bool:
-    return a["weight_solver"] == "lbfgs" or a["weight_schedule"] == "constant"
+    method_b = stages.method_b_settings(a)
+    return method_b.solver == "lbfgs" or method_b.schedule == "constant"
 
 
 def _groups(config) -> list[list[tuple[int, dict]]]:
-    """Cells that differ only in ``weight_steps`` share one Method B run when its step ``t`` is a
+    """Cells that differ only in ``method_b.steps`` share one Method B run when its step ``t`` is a
     run of ``t`` steps (not so for Adam on a decaying schedule): ``[[(index, cell)]]``."""
     groups: dict[str, list] = {}
     for index, cell in enumerate(config_lib.sweep_cells(config)):
-        shared = ("weight_steps",) if _snapshots_are_runs({**config.analysis.to_dict(), **cell}) else ()
+        shared = ("method_b.steps",) if _snapshots_are_runs(config_lib.cell_config(config, cell).analysis) else ()
         key = json.dumps({k: v for k, v in cell.items() if k not in shared}, sort_keys=True, default=str)
         groups.setdefault(key, []).append((index, cell))
     return list(groups.values())
@@ -199,12 +200,12 @@ def compare_cell_finders(
 
 
 def cell_stable_sets(a, apcr: APCRResult, weights: stages.MethodB, steps: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Both methods' stable sets ``[M, A, C, N]`` for a cell of ``a.weight_steps`` (Method B's
+    """Both methods' stable sets ``[M, A, C, N]`` for a cell of ``a.method_b.steps`` (Method B's
     from the group's run or its snapshot at that step), or ``None`` without stability selection."""
     if weights.stability is None:
         return None
     if weights.snapshot_stable is not None:
-        stable_b = np.asarray(weights.snapshot_stable)[:, :, :, steps.index(a.weight_steps)]
+        stable_b = np.asarray(weights.snapshot_stable)[:, :, :, steps.index(a.method_b.steps)]
     else:
         stable_b = np.asarray(weights.stability.stable)
     stable_a = np.stack([
@@ -238,13 +239,13 @@ def evaluate_cell(
         ir.append(seed_ir)
         jaccard["apcr"].append(np.asarray(pairwise_jaccard(high)))
         jaccard["weights"].append(np.asarray(pairwise_jaccard(control)))
-        codes = jnp.asarray(latents.codes[index])[:, :, : a.manipulation_samples]
+        codes = jnp.asarray(latents.codes[index])[:, :, : stages.manipulation_settings(a).samples]
         keys = stages.seed_keys(a.seeds, 2)
         for method, (rank, signs) in {"apcr": (scores, signs_a), "weights": (jnp.abs(w), w)}.items():
             per_seed = [
                 compare_sets(
                     model.generate, model.classify, codes[s], rank[s], signs[s], a.k, keys[s],
-                    alphas=alphas, num_images=1, chunk_size=a.chunk_size or None,
+                    alphas=alphas, num_images=1, chunk_size=stages.apcr_settings(a).chunk_size,
                 )
                 for s in range(len(a.seeds))
             ]
@@ -343,9 +344,9 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
             progress.update(done)
             continue
         start = time.perf_counter()
-        steps = sorted({c.get("weight_steps", config.analysis.weight_steps) for _, c in group})
+        steps = sorted({config_lib.cell_config(config, c).analysis.method_b.steps for _, c in group})
         a = config_lib.cell_config(config, group[0][1]).analysis
-        a.weight_steps = steps[-1]
+        a.method_b.steps = steps[-1]
 
         def latents_fn(seeds):
             sub = _with_seeds(a, seeds)
@@ -387,7 +388,7 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
         for index, cell in pending:
             cell_a = config_lib.cell_config(config, cell).analysis
             if snapshots:
-                final = np.asarray(weights.snapshots)[:, :, :, steps.index(cell_a.weight_steps)]
+                final = np.asarray(weights.snapshots)[:, :, :, steps.index(cell_a.method_b.steps)]
             else:
                 final = np.asarray(weights.weights)
             comparisons = compare_cell_finders(models, cell_a, latents, apcr, final, held_out) if held_out is not None else None

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 from latentjax.storage.files import atomic_write_text  # noqa: E402
 from latentjax.experiment.report import _save  # noqa: E402  (one way to write a figure)
 from latentjax.experiment.summaries import PAPER_TABLE_1  # noqa: E402
+from latentjax.config.sweep_grid import grid_axes  # noqa: E402
 
 
 def _interval(row: dict, prefix: str) -> str:
@@ -22,9 +23,9 @@ def _interval(row: dict, prefix: str) -> str:
 
 def swept_axes(config) -> list[str]:
     """Grid keys with at least two numeric values: the x axes of the convergence figures."""
-    grid = config.sweep.grid
+    grid = grid_axes(config.sweep.grid)
     return [
-        k for k in grid.keys()
+        k for k in grid
         if len(grid[k]) > 1 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in grid[k])
     ]
 
@@ -35,7 +36,7 @@ def figure_convergence(path: pathlib.Path, config, cells: list[dict], axis: str)
     One line per combination of the other swept settings; bars: 95% bootstrap intervals, IR over
     analysis seeds (and a band over model seeds when there are several), Jaccard over classes.
     """
-    others = [k for k in config.sweep.grid.keys() if k != axis]
+    others = [k for k in grid_axes(config.sweep.grid) if k != axis]
     lines: dict[tuple, list[dict]] = {}
     for row in cells:
         lines.setdefault(tuple((k, row[k]) for k in others), []).append(row)
@@ -80,7 +81,7 @@ def figure_per_class(path: pathlib.Path, config, table: list[dict], axis: str, p
 
     With other swept settings, one line per combination of them.
     """
-    others = [k for k in config.sweep.grid.keys() if k != axis]
+    others = [k for k in grid_axes(config.sweep.grid) if k != axis]
     classes = sorted({(r["class"], r["class_name"]) for r in table})
     columns = 5
     rows_n = -(-len(classes) // columns)
@@ -148,7 +149,7 @@ def write_report(
     workdir: pathlib.Path, config, cells: list[dict], table: list[dict], models, finder_rows=()
 ) -> None:
     sw = config.sweep
-    grid_keys = list(sw.grid.keys())
+    grid_keys = list(grid_axes(sw.grid))
     paper = PAPER_TABLE_1 if config.dataset == "fashion_mnist" else None
     few = len(sw.analysis_seeds) <= 3
     analysis_label = "range over analysis seeds" if few else "over analysis seeds"
@@ -229,10 +230,10 @@ def write_report(
         lines += finder_lines(config, list(finder_rows))
     figures = []
     for axis in swept_axes(config):
-        name = f"convergence_{axis}.png"
+        name = f"convergence_{axis.replace('.', '_')}.png"
         figure_convergence(workdir / name, config, cells, axis)
         figures.append((name, f"IR and set stability against {axis}"))
-        name = f"per_class_{axis}.png"
+        name = f"per_class_{axis.replace('.', '_')}.png"
         figure_per_class(workdir / name, config, table, axis, paper)
         figures.append((name, f"IR per class against {axis}, the paper's Table 1 dashed"))
     if figures:

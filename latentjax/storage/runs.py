@@ -27,11 +27,9 @@ ADDED_KEYS = {
     # Classifiers trained before the key existed have two blocks, its default.
     "classifier": (("classifier", "blocks"), ("classifier_training", "augment_fill")),
     # A reproduction from before the finder comparison resumes and adds it as a new stage.
-    # Method B's reading keys: their defaults are the (sampled) reading older runs used.
     "reproduce": (("classifier", "blocks"), ("classifier_training", "augment_fill")) + tuple(("analysis", name) for name in (
         "finders", "finder_distances", "finder_table_distances", "finder_samples_per_class",
         "finder_components", "finder_choice_distance", "finder_prior_samples",
-        "weight_solver", "weight_xi_nodes", "weight_smoothing", "weight_schedule", "weight_penalty",
     )),
 }
 # Config sections a training run of each kind never reads; a run resumes whatever they say now.
