@@ -1,6 +1,8 @@
 """A seed's analysis is one pure function of (key, models, settings): vmapped over seeds and over
 stacked models, compiled once, and drawing the latent sets the pipeline's stages draw."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -25,17 +27,18 @@ SHAPES = dict(latent_dim=planted.LATENT_DIM, num_classes=planted.NUM_CLASSES)
 MODELS = (lj.as_pytree(planted.generate), lj.as_pytree(planted.classify))
 
 
-def _analyse(key, generate, classify, settings=SETTINGS):
+def _analyse(key, generate, classify, settings):
     return lj.analyse_seed(key, generate, classify, settings, **SHAPES)
 
 
-analyse = jax.jit(_analyse)
+#: One seed, compiled once for every key, model weights and float setting used in this file.
+analyse = jax.jit(chex.assert_max_traces(_analyse, n=1))
 
 
 @pytest.fixture(scope="module")
 def two_seeds():
     keys = jax.vmap(jax.random.key)(jnp.arange(2))
-    return keys, jax.vmap(analyse, in_axes=(0, None, None))(keys, *MODELS)
+    return keys, jax.jit(jax.vmap(_analyse, in_axes=(0, None, None, None)))(keys, *MODELS, SETTINGS)
 
 
 def test_the_planted_sets_are_found_by_both_methods(two_seeds):
@@ -53,7 +56,7 @@ def test_vmapped_seeds_are_the_seeds_alone(two_seeds):
     program rounds differently), which moves no set."""
     keys, together = two_seeds
     for seed in range(2):
-        alone = analyse(keys[seed], *MODELS)
+        alone = analyse(keys[seed], *MODELS, SETTINGS)
         one = jax.tree.map(lambda x: x[seed], together)
         np.testing.assert_array_equal(one.latents.codes, alone.latents.codes)
         chex.assert_trees_all_close(one.apcr, alone.apcr, rtol=1e-5, atol=1e-6)
@@ -64,10 +67,9 @@ def test_vmapped_seeds_are_the_seeds_alone(two_seeds):
 
 
 def test_one_compilation_for_any_key_and_any_float_setting():
-    once = jax.jit(chex.assert_max_traces(_analyse, n=1))
     for seed, lam in ((3, 0.2), (4, 0.3)):
-        settings = SETTINGS.__class__(**{**SETTINGS.__dict__, "method_b": SETTINGS.method_b.replace(lam=lam)})
-        once(jax.random.key(seed), *MODELS, settings)
+        settings = dataclasses.replace(SETTINGS, method_b=SETTINGS.method_b.replace(lam=lam))
+        analyse(jax.random.key(seed), *MODELS, settings)  # traced at most once in this file
 
 
 def test_a_stack_of_models_is_one_program():
@@ -75,8 +77,9 @@ def test_a_stack_of_models_is_one_program():
     classify = lambda gain, x: jax.nn.softmax(gain * x[:, : planted.NUM_CLASSES], axis=-1)
     stacked = lj.stack_pytrees([Partial(classify, jnp.float32(g)) for g in (3.0, 4.0)])
     key = jax.random.key(5)
-    both = jax.vmap(analyse, in_axes=(None, None, 0))(key, MODELS[0], stacked)
-    second = analyse(key, MODELS[0], Partial(classify, jnp.float32(4.0)))
+    other = jax.jit(_analyse)  # another classifier: another program than `analyse`
+    both = jax.vmap(other, in_axes=(None, None, 0, None))(key, MODELS[0], stacked, SETTINGS)
+    second = other(key, MODELS[0], Partial(classify, jnp.float32(4.0)), SETTINGS)
     chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], both.intersection_ratio), second.intersection_ratio)
     np.testing.assert_array_equal(both.control[1], second.control)
 
@@ -84,5 +87,5 @@ def test_a_stack_of_models_is_one_program():
 def test_the_latent_sets_are_the_stages_draws():
     a = ml_collections.ConfigDict(dict(seeds=(7,), latents=dict(samples_per_class=32, threshold=0.9, batch_size=256, max_draws=1_000_000)))
     staged = stages.class_latents(planted.generate, planted.classify, a, **SHAPES)
-    pure = analyse(jax.random.key(7), *MODELS)
+    pure = analyse(jax.random.key(7), *MODELS, SETTINGS)
     np.testing.assert_array_equal(staged.codes[0], pure.latents.codes)

@@ -17,18 +17,7 @@ key, model weights or float setting. The key streams are those of ``latentjax re
 so a seed's latent sets are the same draws there and here; Method B here runs as one ``lax.scan``
 (the device loop), whose rounding differs from the CPU's host-driven loop at the last bits.
 
->>> import jax, jax.numpy as jnp
->>> from latentjax import as_pytree
->>> generate = as_pytree(lambda z: z)  # models enter jit as pytrees
->>> classify = as_pytree(lambda x: jax.nn.softmax(jnp.stack([4 * x[:, 1], -4 * x[:, 1]], -1)))
->>> settings = AnalysisSettings(
-...     latents=LatentSettings(samples_per_class=8, batch_size=64), k=1, stability=StabilitySettings(pairs=2, q=1),
-...     method_b=MethodBSettings(steps=20, batch_size=4, learning_rate=0.05), held_out_per_class=4)
->>> one = jax.jit(analyse_seed, static_argnames=("latent_dim", "num_classes"))
->>> result = jax.vmap(lambda key: one(key, generate, classify, settings, latent_dim=3, num_classes=2))(
-...     jax.random.split(jax.random.key(0), 2))
->>> result.intersection_ratio.tolist()  # two seeds, two classes: both methods find dimension 1
-[[1.0, 1.0], [1.0, 1.0]]
+(:func:`analyse_seed` shows a run; tests/test_pipeline.py vmaps it over seeds and models.)
 """
 
 from __future__ import annotations

@@ -47,11 +47,11 @@ def grid_axes(grid) -> dict[str, tuple]:
 
 
 def sweep_cells(config: ml_collections.ConfigDict) -> list[dict]:
-    """The grid's cells in order (last key fastest), each ``{dotted key: value}``.
+    """The grid's cells in order (keys sorted, the last fastest), each ``{dotted key: value}``.
 
     >>> c = ml_collections.ConfigDict({"sweep": {"grid": {"k": (5, 10), "apcr": {"m": (6,)}}}})
     >>> sweep_cells(c)
-    [{'k': 5, 'apcr.m': 6}, {'k': 10, 'apcr.m': 6}]
+    [{'apcr.m': 6, 'k': 5}, {'apcr.m': 6, 'k': 10}]
     """
     axes = grid_axes(config.sweep.grid)
     keys = list(axes)

@@ -83,10 +83,11 @@ def load_pretrained(name_or_path: str | os.PathLike = "fashion_mnist") -> Pretra
     Returns :class:`PretrainedModels` whose ``generate`` and ``classify`` are model pytrees:
     ``generate(z[B, N]) -> x[B, H, W, C]`` in [-1, 1], ``classify(x) -> Q[B, classes]`` (softmax).
 
-    >>> import jax.numpy as jnp
+    >>> import jax, jax.numpy as jnp
     >>> models = load_pretrained("fashion_mnist")
-    >>> images = models.generate(jnp.zeros((2, models.spec.latent_dim)))
-    >>> images.shape, models.classify(images).shape
+    >>> codes = jax.ShapeDtypeStruct((2, models.spec.latent_dim), jnp.float32)
+    >>> images = jax.eval_shape(models.generate, codes)  # shapes only: nothing is compiled
+    >>> images.shape, jax.eval_shape(models.classify, images).shape
     ((2, 28, 28, 1), (2, 10))
     """
     path = pathlib.Path(name_or_path)
