@@ -36,9 +36,12 @@ def main() -> None:
     a.seeds, a.method_b.steps = (args.seed,), args.steps
     models = lj.load_pretrained(a.pretrained)
     latents = stages.class_latents(
-        models.generate, models.classify, a, latent_dim=config.latent_dim, num_classes=config.num_classes
+        models.generate, models.classify, stages.latent_settings(a), a.seeds, latent_dim=config.latent_dim,
+        num_classes=config.num_classes,
     )
-    weights = stages.optimised_weights(models.generate, models.classify, a, latents)
+    weights = stages.optimised_weights(
+        models.generate, models.classify, stages.method_b_settings(a), stages.stability_settings(a), a.seeds, latents
+    )
     print(f"latents {digest(latents.codes)} weights {digest(weights.weights)}")
 
 

@@ -37,7 +37,8 @@ args = parser.parse_args()
 
 config = C.apply_overrides(C.load_config("default"), {"analysis.seeds": (0,)})
 models = load_pretrained("fashion_mnist")
-latents = stages.class_latents(models.generate, models.classify, config.analysis, latent_dim=100, num_classes=10)
+a = config.analysis
+latents = stages.class_latents(models.generate, models.classify, stages.latent_settings(a), a.seeds, latent_dim=100, num_classes=10)
 codes = jnp.asarray(latents.codes)[0, : args.classes]
 n = args.classes
 options = dict(solver="adam", batch_size=0, xi_nodes=1, smoothing=0.01, schedule="cosine",

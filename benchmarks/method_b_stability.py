@@ -23,7 +23,7 @@ from latentjax.models.pretrained import load_pretrained
 config = C.load_config("configs/default.py")
 a = C.apply_overrides(config, {"analysis.seeds": (0, 1)}).analysis
 m = load_pretrained("fashion_mnist")
-lat = stages.class_latents(m.generate, m.classify, a, latent_dim=100, num_classes=10)
+lat = stages.class_latents(m.generate, m.classify, stages.latent_settings(a), a.seeds, latent_dim=100, num_classes=10)
 codes = jnp.asarray(lat.codes)  # [2, 10, 16, 100]
 sets = jnp.concatenate([codes[0], codes[0] * (1 + 1e-6), codes[1]])  # [30, 16, 100]
 keys0 = jax.vmap(lambda c: jax.random.fold_in(jax.random.key(1), c))(jnp.arange(10))

@@ -52,11 +52,11 @@ method_b.pop("steps")  # set per measurement below
 if not args.analyse_only:
     m = load_pretrained("fashion_mnist")
     start = time.time()
-    codes = jnp.asarray(stages.class_latents(m.generate, m.classify, a, latent_dim=100, num_classes=10).codes[0])
+    codes = jnp.asarray(stages.class_latents(m.generate, m.classify, stages.latent_settings(a), a.seeds, latent_dim=100, num_classes=10).codes[0])
     print(f"latent sets {codes.shape} in {time.time() - start:.0f} s", flush=True)
     saved = {"codes": np.asarray(codes)}
     start = time.time()
-    apcr = stages.correlation_scores(m.generate, m.classify, a, lj.ClassLatents(codes[None], None, None))
+    apcr = stages.correlation_scores(m.generate, m.classify, stages.apcr_settings(a), lj.ClassLatents(codes[None], None, None))
     saved["per_code_apcr"] = np.asarray(apcr.per_code[0])
     saved["apcr_directions"] = np.asarray(apcr.directions[0])
     print(f"APCR in {time.time() - start:.0f} s", flush=True)

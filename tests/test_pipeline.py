@@ -88,6 +88,6 @@ def test_a_stack_of_models_is_one_program():
 
 def test_the_latent_sets_are_the_stages_draws():
     a = ml_collections.ConfigDict(dict(seeds=(7,), latents=dict(samples_per_class=32, threshold=0.9, batch_size=256, max_draws=1_000_000)))
-    staged = stages.class_latents(planted.generate, planted.classify, a, **SHAPES)
+    staged = stages.class_latents(planted.generate, planted.classify, stages.latent_settings(a), a.seeds, **SHAPES)
     pure = analyse(jax.random.key(7), *MODELS, SETTINGS)
     np.testing.assert_array_equal(staged.codes[0], pure.latents.codes)

@@ -156,7 +156,10 @@ def test_the_pipeline_stage_is_the_estimator_seed_by_seed(codes):
                       penalty="l2"),
     ))
     both = jnp.stack([codes, codes[:, ::-1]])
-    stage = stages.optimised_weights(planted.generate, planted.classify, a, lj.ClassLatents(both, None, None))
+    stage = stages.optimised_weights(
+        planted.generate, planted.classify, stages.method_b_settings(a), stages.stability_settings(a), a.seeds,
+        lj.ClassLatents(both, None, None),
+    )
     for index, key in enumerate(stages.seed_keys(a.seeds, 1)):
         alone = lj.weight_stability(
             planted.generate, planted.classify, both[index], key, pairs=2, q=planted.K, threshold=0.9,

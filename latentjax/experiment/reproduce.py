@@ -88,21 +88,25 @@ def _reproduce(config, workdir: pathlib.Path, models, log) -> dict:
         done[0] += 1
         return result
 
-    latents = stage("latents", lambda: stages.class_latents(generate, classify, a, **shapes))
+    # The config stops here: each stage receives its typed settings.
+    seeds = tuple(a.seeds)
+    latent, method_a, method_b = stages.latent_settings(a), stages.apcr_settings(a), stages.method_b_settings(a)
+    latents = stage("latents", lambda: stages.class_latents(generate, classify, latent, seeds, **shapes))
     apcr = stage("apcr", lambda: stages.correlation_scores(
-        generate, classify, a, latents, progress=stage_progress("apcr: chunks of rows", log)))
+        generate, classify, method_a, latents, progress=stage_progress("apcr: chunks of rows", log)))
     weights = stage("weights", lambda: stages.optimised_weights(
-        generate, classify, a, latents, progress=stage_progress("weights: steps", log)))
+        generate, classify, method_b, stages.stability_settings(a), seeds, latents,
+        progress=stage_progress("weights: steps", log)))
     first = jax.tree.map(lambda x: x[0], (latents, apcr, weights))
-    manip = stage(
-        "manipulation",
-        lambda: stages.manipulations(generate, classify, a, first[0].codes, first[1], first[2]),
-    )
+    manip = stage("manipulation", lambda: stages.manipulations(
+        generate, classify, stages.manipulation_settings(a), seeds[0], a.cross_targets, first[0].codes,
+        first[1], first[2], chunk_size=method_a.chunk_size,
+    ))
 
     comparison = None
     if a.finders:
         def finders():
-            held_out = stages.held_out_latents(generate, classify, a, **shapes)
+            held_out = stages.held_out_latents(generate, classify, latent, seeds, a.finder_samples_per_class, **shapes)
             layer = make_generator_layer(models.spec, models.generator_variables)
             return stages.compare_finders(
                 generate, classify, a, latents, held_out, apcr, weights.weights, layer=layer

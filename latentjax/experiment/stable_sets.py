@@ -28,7 +28,7 @@ def summarize_stability(a, apcr, weights: stages.MethodB, high, class_names, *, 
 
     ``high[seeds, C, N]``: Method A's top ``K`` on all codes (Table 1's ``H``).
     """
-    apcr_result, weight_result = stages.apcr_stabilities(a, apcr), weights.stability
+    apcr_result, weight_result = stages.apcr_stabilities(stages.stability_settings(a), a.seeds, apcr), weights.stability
     seeds = list(a.seeds)
     per_seed, tables = {}, []
     for index, seed in enumerate(seeds):

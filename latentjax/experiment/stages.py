@@ -110,19 +110,12 @@ def stage_identity(name: str, a, **extra) -> dict:
 
 
 def class_latents(
-    generate, classify, a, *, latent_dim: int, num_classes: int, samples_per_class: int | None = None,
-    stream: int = 0,
+    generate, classify, settings: LatentSettings, seeds, *, latent_dim: int, num_classes: int, stream: int = 0,
 ) -> ClassLatents:
-    """``S`` confident prior codes per class for every seed in ``a.seeds``: ``codes[seeds, C, S, N]``.
-
-    ``S = a.latents.samples_per_class`` unless given; ``stream`` picks an independent draw (see
-    :func:`held_out_latents`). Raises ``RuntimeError`` naming the seed and classes
-    that stayed short of ``S`` codes.
+    """``S = settings.samples_per_class`` confident prior codes per class for every analysis seed:
+    ``codes[seeds, C, S, N]``. ``stream`` picks an independent draw (see :func:`held_out_latents`).
+    Raises ``RuntimeError`` naming the seed and classes that stayed short of ``S`` codes.
     """
-    settings = latent_settings(a)
-    if samples_per_class is not None:
-        settings = settings.replace(samples_per_class=samples_per_class)
-    wanted = settings.samples_per_class
 
     def one_seed(key):
         return sample_class_latents(
@@ -130,37 +123,39 @@ def class_latents(
             require_full=False, **settings.keywords(),
         )
 
-    result = jax.vmap(one_seed)(seed_keys(a.seeds, stream))
+    result = jax.vmap(one_seed)(seed_keys(seeds, stream))
     if isinstance(result.counts, jax.core.Tracer):
         return result  # under a caller's vmap (a stack of models): it checks the stacked result
-    check_latent_counts(result, a, wanted=wanted)
+    check_latent_counts(result, settings, seeds)
     return result
 
 
-def held_out_latents(generate, classify, a, *, latent_dim: int, num_classes: int) -> ClassLatents:
-    """The finders' held-out codes: ``a.finder_samples_per_class`` per class and seed, drawn
-    independently of the latent sets (stream 3)."""
+def held_out_latents(
+    generate, classify, settings: LatentSettings, seeds, samples_per_class: int, *, latent_dim: int, num_classes: int,
+) -> ClassLatents:
+    """The finders' held-out codes: ``samples_per_class`` per class and seed, drawn independently
+    of the latent sets (stream 3)."""
     return class_latents(
-        generate, classify, a, latent_dim=latent_dim, num_classes=num_classes,
-        samples_per_class=a.finder_samples_per_class, stream=3,
+        generate, classify, settings.replace(samples_per_class=samples_per_class), seeds,
+        latent_dim=latent_dim, num_classes=num_classes, stream=3,
     )
 
 
-def check_latent_counts(result: ClassLatents, a, label: str = "", wanted: int | None = None) -> None:
+def check_latent_counts(result: ClassLatents, settings: LatentSettings, seeds, label: str = "") -> None:
     """Raises ``RuntimeError`` naming the seed and classes that stayed short of ``S`` codes."""
-    wanted = a.latents.samples_per_class if wanted is None else wanted
+    wanted = settings.samples_per_class
     counts = np.asarray(result.counts)
-    for seed, row, draws in zip(a.seeds, counts, np.asarray(result.draws)):
+    for seed, row, draws in zip(seeds, counts, np.asarray(result.draws)):
         short = [j for j, c in enumerate(row.tolist()) if c < wanted]
         if short:
             raise RuntimeError(
                 f"{label}seed {seed}: after {int(draws)} prior samples, classes {short} have only "
-                f"{row[short].tolist()} codes with confidence >= {a.latents.threshold} (wanted "
+                f"{row[short].tolist()} codes with confidence >= {settings.threshold} (wanted "
                 f"{wanted}); raise analysis.latents.max_draws or lower analysis.latents.threshold."
             )
 
 
-def correlation_scores(generate, classify, a, latents: ClassLatents, progress=None) -> APCRResult:
+def correlation_scores(generate, classify, settings: APCRSettings, latents: ClassLatents, progress=None) -> APCRResult:
     """Method A for every seed: ``apcr[seeds, N, C]``, ``curves[seeds, N, 2m+1, C]``, ...
 
     The seeds' code sets are stacked into one sweep (set ``s * C + j`` is seed ``s``, class
@@ -171,7 +166,7 @@ def correlation_scores(generate, classify, a, latents: ClassLatents, progress=No
     result = compute_apcr(
         generate, classify, codes.reshape(num_seeds * num_classes, *codes.shape[2:]),
         classes=jnp.tile(jnp.arange(num_classes), num_seeds), progress=progress,
-        **apcr_settings(a).keywords(),
+        **settings.keywords(),
     )
     per_seed = lambda x: jnp.moveaxis(x.reshape(*x.shape[:-1], num_seeds, num_classes), -2, 0)
     return APCRResult(
@@ -206,22 +201,22 @@ def method_b_from_tree(**tree) -> MethodB:
 
 
 def optimised_weights(
-    generate, classify, a, latents: ClassLatents, snapshot_steps=(), progress=None
+    generate, classify, settings: MethodBSettings, selection: StabilitySettings | None, seeds,
+    latents: ClassLatents, snapshot_steps=(), progress=None,
 ) -> MethodB:
     """Method B for every seed: ``weights[seeds, C, N]`` and ``losses[seeds, C, steps]``.
 
-    With ``a.stability.pairs = P > 0``, stability selection: every seed's ``2P`` half-sample fits
+    With ``selection`` (``P = selection.pairs``), stability selection: every seed's ``2P`` half-sample fits
     per class (:func:`~latentjax.analysis.stability.weight_fits`, key ``seed_keys(seeds, 1)``,
     so Method A's :func:`apcr_stabilities` uses the same halves), all seeds' fits one batch of
-    code sets. With ``P = 0``, one run per seed and class, as the paper reads it.
+    code sets. With ``selection=None``, one run per seed and class, as the paper reads it.
     ``snapshot_steps``: also the reading after each of these steps, ``snapshots[seeds, C, T, N]``.
     """
     codes = jnp.asarray(latents.codes)
     num_seeds, num_classes = codes.shape[:2]
-    selection = stability_settings(a)
-    options = dict(settings=method_b_settings(a), snapshot_steps=tuple(snapshot_steps), progress=progress)
+    options = dict(settings=settings, snapshot_steps=tuple(snapshot_steps), progress=progress)
     if selection is not None:
-        fits = stability.weight_fits(generate, classify, codes, seed_keys(a.seeds, 1), pairs=selection.pairs, **options)
+        fits = stability.weight_fits(generate, classify, codes, seed_keys(seeds, 1), pairs=selection.pairs, **options)
         select = jax.vmap(lambda w: stability.selection_stability(w, q=selection.q, threshold=selection.threshold))
         found = select(fits.weights)  # weights [seeds, F, C, N]
         snapshots = snapshot_stable = None
@@ -236,7 +231,7 @@ def optimised_weights(
     # Every seed's classes as one batch of code sets, each with the key a per-seed call would
     # give it (fold_in(seed key, class)): one program, the same numbers as seed by seed.
     keys = jax.vmap(lambda k: jax.vmap(lambda c: jax.random.fold_in(k, c))(jnp.arange(num_classes)))(
-        seed_keys(a.seeds, 1)
+        seed_keys(seeds, 1)
     )
     result = optimize_weights(
         generate, classify, codes.reshape(num_seeds * num_classes, *codes.shape[2:]),
@@ -246,25 +241,25 @@ def optimised_weights(
     return MethodB(*(per_seed(x) for x in result))
 
 
-def apcr_stabilities(a, apcr: APCRResult) -> Stability:
+def apcr_stabilities(selection: StabilitySettings, seeds, apcr: APCRResult) -> Stability:
     """Method A's stability selection for every seed (``apcr`` stacked over seeds): the same
     halves as Method B's (:func:`optimised_weights`), APCR averaged over each, no model call."""
-    selection = stability_settings(a)
     if apcr.per_code is None:
         raise ValueError("this APCR artefact holds no per-code APCR (written before it was kept): run the apcr stage again.")
     one = lambda per_code, directions, key: stability.apcr_stability(
         per_code, key, pairs=selection.pairs, q=selection.q, threshold=selection.threshold, directions=directions
     )
-    return jax.vmap(one)(jnp.asarray(apcr.per_code), jnp.asarray(apcr.directions), seed_keys(a.seeds, 1))
+    return jax.vmap(one)(jnp.asarray(apcr.per_code), jnp.asarray(apcr.directions), seed_keys(seeds, 1))
 
 
 def manipulations(
-    generate, classify, a, codes: jax.Array, apcr: APCRResult, weights: MethodB
+    generate, classify, settings: ManipulationSettings, seed: int, cross_targets, codes: jax.Array,
+    apcr: APCRResult, weights: MethodB, *, chunk_size: int | None = None,
 ) -> Manipulations:
-    """Figures 5 and 6 for one seed: ``codes[C, S, N]`` moved along each method's top-, bottom-
-    and random-K sets, against their own class (same) and towards ``a.cross_targets`` (cross)."""
-    settings = manipulation_settings(a)
-    alphas, chunk = settings.alphas(), apcr_settings(a).chunk_size
+    """Figures 5 and 6 for one analysis ``seed``: ``codes[C, S, N]`` moved along each method's
+    top-, bottom- and random-K sets, against their own class (same) and towards ``cross_targets``
+    (cross)."""
+    alphas = settings.alphas()
     rankings = {
         "apcr": (jnp.asarray(apcr.apcr).T, jnp.asarray(apcr.directions).T),
         "weights": (jnp.abs(jnp.asarray(weights.weights)), jnp.asarray(weights.weights)),
@@ -273,11 +268,11 @@ def manipulations(
     for source, (scores, signs) in rankings.items():
         out[source] = {}
         for mode in MODES:
-            targets = None if mode == "same" else jnp.asarray(a.cross_targets)
+            targets = None if mode == "same" else jnp.asarray(cross_targets)
             out[source][mode] = compare_sets(
                 generate, classify, codes[:, : settings.samples], scores, signs, settings.k,
-                jax.random.key(a.seeds[0] + 7), mode=mode, targets=targets, alphas=alphas,
-                num_images=4, chunk_size=chunk,
+                jax.random.key(seed + 7), mode=mode, targets=targets, alphas=alphas,
+                num_images=4, chunk_size=chunk_size,
             )
     return out
 

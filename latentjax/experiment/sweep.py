@@ -156,13 +156,6 @@ class _StageCache:
         return kind(**jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *slices))
 
 
-def _with_seeds(a, seeds: tuple):
-    """``a`` (a cell's analysis settings) for a subset of its seeds."""
-    copy = ml_collections.ConfigDict(a.to_dict())
-    copy.seeds = tuple(seeds)
-    return copy
-
-
 def _seed_slice(tree, all_seeds, seeds: tuple):
     """The entries of ``seeds`` from a stage stacked over models and ``all_seeds`` (axis 1)."""
     index = np.asarray([list(all_seeds).index(s) for s in seeds])
@@ -209,7 +202,7 @@ def cell_stable_sets(a, apcr: APCRResult, weights: stages.MethodB, steps: tuple[
     else:
         stable_b = np.asarray(weights.stability.stable)
     stable_a = np.stack([
-        np.asarray(stages.apcr_stabilities(a, jax.tree.map(lambda x, i=index: x[i], apcr)).stable)
+        np.asarray(stages.apcr_stabilities(stages.stability_settings(a), a.seeds, jax.tree.map(lambda x, i=index: x[i], apcr)).stable)
         for index in range(stable_b.shape[0])
     ])
     return stable_a, stable_b
@@ -348,37 +341,39 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
         a = config_lib.cell_config(config, group[0][1]).analysis
         a.method_b.steps = steps[-1]
 
+        # The config stops here: each stage receives its typed settings.
+        latent, method_a = stages.latent_settings(a), stages.apcr_settings(a)
+        method_b, selection = stages.method_b_settings(a), stages.stability_settings(a)
+
         def latents_fn(seeds):
-            sub = _with_seeds(a, seeds)
-            return _over_models(lambda g, c: stages.class_latents(g, c, sub, **shapes), models, layout)
+            return _over_models(lambda g, c: stages.class_latents(g, c, latent, seeds, **shapes), models, layout)
 
         latents = cache.get("latents", ClassLatents, stages.stage_identity("latents", a), latents_fn)
         for index, model_label in enumerate(sw.models):
-            stages.check_latent_counts(jax.tree.map(lambda x: x[index], latents), a, f"model {model_label}, ")
+            stages.check_latent_counts(jax.tree.map(lambda x: x[index], latents), latent, all_seeds, f"model {model_label}, ")
 
         def per_seed_stage(fn):
             """``compute(seeds)`` for a stage that reads the latent sets of those seeds."""
             def compute(seeds):
-                sub = _with_seeds(a, seeds)
-                return _over_models(lambda g, c, l: fn(g, c, sub, l), models, layout,
+                return _over_models(lambda g, c, l: fn(g, c, seeds, l), models, layout,
                                     _seed_slice(latents, all_seeds, seeds))
             return compute
 
         apcr = cache.get("apcr", APCRResult, stages.stage_identity("apcr", a), per_seed_stage(
-            lambda g, c, sub, l: stages.correlation_scores(g, c, sub, l, progress=stage_progress("apcr: chunks of rows", log))))
+            lambda g, c, seeds, l: stages.correlation_scores(g, c, method_a, l, progress=stage_progress("apcr: chunks of rows", log))))
         # One run of the longest length whose snapshots are the shorter runs; with Adam on a
         # decaying schedule each group holds one length, and its final weights count.
         snapshots = tuple(steps) if _snapshots_are_runs(a) else ()
         weights = cache.get(
             "weights", stages.method_b_from_tree, stages.stage_identity("weights", a, snapshot_steps=steps),
-            per_seed_stage(lambda g, c, sub, l: stages.optimised_weights(
-                g, c, sub, l, snapshot_steps=snapshots, progress=stage_progress("weights: steps", log))),
+            per_seed_stage(lambda g, c, seeds, l: stages.optimised_weights(
+                g, c, method_b, selection, seeds, l, snapshot_steps=snapshots, progress=stage_progress("weights: steps", log))),
         )
         held_out = None
         if a.finders:
             def held_out_fn(seeds):
-                sub = _with_seeds(a, seeds)
-                return _over_models(lambda g, c: stages.held_out_latents(g, c, sub, **shapes), models, layout)
+                return _over_models(lambda g, c: stages.held_out_latents(
+                    g, c, latent, seeds, a.finder_samples_per_class, **shapes), models, layout)
 
             held_out = cache.get(
                 "held_out", ClassLatents,
