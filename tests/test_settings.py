@@ -91,9 +91,9 @@ def test_the_keyword_form_is_the_settings_form():
     generate = lambda z: z
     classify = lambda x: jax.nn.softmax(jnp.stack([4 * x[:, 1], -4 * x[:, 1]], -1))
     codes = jax.random.normal(jax.random.key(0), (2, 16, 3))
-    by_keywords = lj.optimize_weights(generate, classify, codes, jax.random.key(1), steps=4, batch_size=4)
+    by_keywords = lj.optimize_weights(generate, classify, codes, jax.random.key(1), steps=4, batch_size=4, loop="device")
     by_settings = lj.optimize_weights(generate, classify, codes, jax.random.key(1),
-                                      settings=lj.MethodBSettings(steps=4, batch_size=4))
+                                      settings=lj.MethodBSettings(steps=4, batch_size=4), loop="device")
     chex.assert_trees_all_equal(by_keywords, by_settings)
     with pytest.raises(TypeError, match=r"unknown Method B setting\(s\) \['stepz'\]"):
         lj.optimize_weights(generate, classify, codes, jax.random.key(1), stepz=3)

@@ -17,7 +17,7 @@ import planted
 
 #: Fits on halves of 32 codes that find the planted answer (fewer codes or steps let a fit
 #: lower Q_j through another class's planted dimensions, a near-equivalent answer at q = 2).
-FITS = dict(steps=150, batch_size=16, learning_rate=0.03)
+FITS = dict(steps=150, batch_size=16, learning_rate=0.03, loop="device")  # one scan: the quicker compile here
 
 
 @pytest.fixture(scope="module", autouse=True)

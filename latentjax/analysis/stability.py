@@ -283,7 +283,7 @@ def weight_fits(
     >>> import jax, jax.numpy as jnp
     >>> codes = jax.random.normal(jax.random.key(0), (2, 6, 3))
     >>> classify = lambda x: jax.nn.softmax(jnp.stack([x[:, 0], -x[:, 0]], -1))
-    >>> weight_fits(lambda z: z, classify, codes, jax.random.key(1), pairs=2, steps=3).weights.shape
+    >>> weight_fits(lambda z: z, classify, codes, jax.random.key(1), pairs=2, steps=3, loop="device").weights.shape
     (4, 2, 3)
     """
     validation.check_codes(codes)
@@ -354,7 +354,8 @@ def weight_stability(
     >>> classify = lambda x: jax.nn.softmax(jnp.stack([4 * x[:, 1], -4 * x[:, 1]], -1))
     >>> codes = jax.random.normal(jax.random.key(0), (2, 16, 3))
     >>> result = weight_stability(generate, classify, codes, jax.random.key(1), pairs=2, q=1,
-    ...                           threshold=0.9, steps=40, batch_size=4, learning_rate=0.05)
+    ...                           threshold=0.9, steps=40, batch_size=4, learning_rate=0.05,
+    ...                           loop="device")  # one compiled scan: the quicker compile for a toy
     >>> result.probability.tolist(), result.stable.tolist()
     ([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]], [[False, True, False], [False, True, False]])
     """

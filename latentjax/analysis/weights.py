@@ -239,10 +239,11 @@ def optimize_weights(
     >>> generate = lambda z: z
     >>> classify = lambda x: jax.nn.softmax(jnp.stack([4 * x[:, 1], -4 * x[:, 1]], -1))
     >>> codes = jax.random.normal(jax.random.key(0), (2, 32, 3))
-    >>> result = optimize_weights(generate, classify, codes, jax.random.key(1), steps=100)
+    >>> result = optimize_weights(generate, classify, codes, jax.random.key(1), steps=100, loop="device")
     >>> jnp.argmax(jnp.abs(result.weights), axis=1).tolist()
     [1, 1]
-    >>> same = optimize_weights(generate, classify, codes, jax.random.key(1), settings=MethodBSettings(steps=100))
+    >>> same = optimize_weights(generate, classify, codes, jax.random.key(1), settings=MethodBSettings(steps=100),
+    ...                         loop="device")
     >>> bool(jnp.array_equal(same.weights, result.weights))
     True
     >>> bool(jnp.all(jnp.abs(result.weights) <= 1.0))
