@@ -122,3 +122,13 @@ def test_a_saved_stage_is_keyed_by_every_field_that_shapes_it(analysis, stage, k
         where = changed if field.name in kind.SHARED else changed[kind.SECTION]
         where[field.name] = _another_value(getattr(base, field.name))
         assert stages.stage_identity(stage, changed) != before, field.name
+
+
+def test_a_float_may_come_as_a_python_number_a_numpy_scalar_or_a_0d_array():
+    """What counts as a number is validation.scalar_value's, for the settings as for the functions."""
+    import numpy as np
+
+    settings = lj.MethodBSettings(lam=np.float32(0.2), learning_rate=jnp.asarray(0.01), xi_range=(jnp.float32(1.0), 3.0))
+    assert settings.validate() is settings
+    with pytest.raises(lj.SettingError, match=r"steps=3.0: expected a positive integer"):
+        lj.MethodBSettings(steps=3.0).validate()

@@ -32,6 +32,7 @@ from latentjax.analysis.chunking import (
 )
 from latentjax.analysis.outputs import is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree, auto_mesh, is_traced, replicate
+from latentjax.analysis.settings import APCRSettings
 
 
 class APCRResult(NamedTuple):
@@ -185,11 +186,7 @@ def compute_apcr(
     [2, 2]
     """
     validation.check_codes(codes, ndim=3)
-    validation.check_positive(delta, "delta")
-    validation.check_positive(m, "m", integer=True)
-    validation.check_positive(eps, "eps")
-    if chunk_size is not None:
-        validation.check_positive(chunk_size, "chunk_size", integer=True)
+    APCRSettings(delta, m, relative, signed, eps, chunk_size).validate()
     generate, classify = as_pytree(generate), as_pytree(classify)
     classes = validation.resolve_classes(generate, classify, codes, classes)
     codes = jnp.asarray(codes)

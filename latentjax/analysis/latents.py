@@ -21,6 +21,7 @@ from latentjax.analysis import validation
 from latentjax.analysis.optax_calls import optax_init, optax_update
 from latentjax.analysis.outputs import decisions, is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree
+from latentjax.analysis.settings import LatentSettings
 
 
 class ClassLatents(NamedTuple):
@@ -64,12 +65,7 @@ def sample_class_latents(
     """
     validation.check_positive(latent_dim, "latent_dim", integer=True)
     validation.check_positive(num_classes, "num_classes", integer=True)
-    validation.check_positive(samples_per_class, "samples_per_class", integer=True)
-    validation.check_positive(batch_size, "batch_size", integer=True)
-    validation.check_positive(max_draws, "max_draws", integer=True)
-    level = validation.scalar_value(threshold, "threshold")
-    if level is not None and not 0.0 <= level <= 1.0:
-        raise ValueError(f"threshold={threshold!r}: expected a probability in [0, 1].")
+    LatentSettings(samples_per_class, threshold, batch_size, max_draws).validate()
     generate, classify = as_pytree(generate), as_pytree(classify)
     found = validation.probe_models(generate, classify, jnp.zeros((2, latent_dim)))
     if found != num_classes:

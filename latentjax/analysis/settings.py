@@ -60,11 +60,17 @@ class SettingError(ValueError):
         return f"{name(self.field)}={self.value!r}{context}: {reason}expected {expected}."
 
 
-def _number(value, field: str, **bounds) -> None:
-    """Checks a concrete number against ``bounds``; a traced value passes (checked by shape only)."""
-    if isinstance(value, jax.core.Tracer):
+def _number(value, field: str, *, integer: bool = False, **bounds) -> None:
+    """Checks a number against ``bounds``: what counts as a number (Python and NumPy scalars,
+    0-d arrays) is :func:`~latentjax.analysis.validation.scalar_value`'s; a traced value passes
+    (checked by shape only)."""
+    try:
+        number = scalar_value(value, field, integer=integer)
+    except ValueError:
+        number = value  # not a number at all: number_problem words what was expected
+    if number is None:
         return
-    problem = number_problem(value, **bounds)
+    problem = number_problem(number, integer=integer, **bounds)
     if problem:
         raise SettingError(field, value, problem)
 
@@ -290,12 +296,13 @@ class MethodBSettings(_Settings):
         _number(self.smoothing, "smoothing", low=0)
         if not isinstance(self.xi_range, tuple) or len(self.xi_range) != 2:
             raise SettingError("xi_range", self.xi_range, "a pair (xi_min, xi_max)")
-        xi_min, xi_max = self.xi_range
-        concrete = not any(isinstance(x, jax.core.Tracer) for x in self.xi_range)
-        if concrete and (number_problem(xi_min, low=0, low_open=True) or number_problem(xi_max, low=0)):
-            raise SettingError("xi_range", self.xi_range, "(xi_min, xi_max) with 0 < xi_min <= xi_max")
-        if concrete and not xi_min <= xi_max:
-            raise SettingError("xi_range", self.xi_range, "(xi_min, xi_max) with 0 < xi_min <= xi_max")
+        expected = "(xi_min, xi_max) with 0 < xi_min <= xi_max"
+        try:
+            low, high = (scalar_value(x, "xi_range") for x in self.xi_range)
+        except ValueError:
+            raise SettingError("xi_range", self.xi_range, expected) from None
+        if low is not None and high is not None and not 0 < low <= high:
+            raise SettingError("xi_range", self.xi_range, expected)
         _choice(self.penalty, "penalty", PENALTIES)
         _choice(self.schedule, "schedule", SCHEDULES)
         _choice(self.solver, "solver", SOLVERS)
