@@ -25,6 +25,7 @@ import re
 from typing import Any, ClassVar, NamedTuple
 
 import jax
+import numpy as np
 
 from latentjax.analysis.objective import PENALTIES
 from latentjax.analysis.validation import number_problem, scalar_value
@@ -373,8 +374,6 @@ class ManipulationSettings(_Settings):
 
     def alphas(self):
         """``num_alphas`` values from ``-alpha_max`` to ``alpha_max`` (float32)."""
-        import numpy as np
-
         return np.linspace(-self.alpha_max, self.alpha_max, self.num_alphas).astype(np.float32)
 
 

@@ -28,7 +28,8 @@ def summarize_stability(a, apcr, weights: stages.MethodB, high, class_names, *, 
 
     ``high[seeds, C, N]``: Method A's top ``K`` on all codes (Table 1's ``H``).
     """
-    apcr_result, weight_result = stages.apcr_stabilities(stages.stability_settings(a), a.seeds, apcr), weights.stability
+    selection = stages.stability_settings(a)
+    apcr_result, weight_result = stages.apcr_stabilities(selection, a.seeds, apcr), weights.stability
     seeds = list(a.seeds)
     per_seed, tables = {}, []
     for index, seed in enumerate(seeds):
@@ -47,8 +48,8 @@ def summarize_stability(a, apcr, weights: stages.MethodB, high, class_names, *, 
     return {
         "pairs": fits // 2,
         "fits": fits,
-        "q": stages.stability_settings(a).q,
-        "threshold": float(stages.stability_settings(a).threshold),
+        "q": selection.q,
+        "threshold": float(selection.threshold),
         "error_bound": float(np.asarray(weight_result.error_bound).reshape(-1)[0]),
         "confidence": confidence,
         "per_seed": per_seed,
