@@ -10,7 +10,7 @@ import pytest
 from jax.sharding import PartitionSpec
 
 import latentjax as lj
-from latentjax.analysis import chunking
+from latentjax.analysis import runner
 from latentjax.analysis import apcr as apcr_module
 from latentjax.models import ModelSpec, make_classify, make_generate
 
@@ -204,8 +204,8 @@ def test_each_device_sums_its_own_block_of_rows_exactly_once():
         device = jax.lax.axis_index("devices") + 1
         return jnp.zeros((num_rows,), jnp.int32).at[rows].add(valid.astype(jnp.int32) * device)
 
-    taken = chunking.sum_over_rows(who_took_each_row, None, num_rows, 40, mesh)
-    chunk, chunks = chunking.row_blocks(num_rows, 40, mesh.size)
+    taken = runner.sum_over_rows(who_took_each_row, None, num_rows, 40, mesh)
+    chunk, chunks = runner.row_blocks(num_rows, 40, mesh.size)
     expected = np.minimum(np.arange(num_rows) // (chunk * chunks), mesh.size - 1) + 1
     np.testing.assert_array_equal(taken, expected)
 

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from latentjax.analysis import validation
 from jax.sharding import Mesh
 
-from latentjax.analysis.chunking import (
+from latentjax.analysis.runner import (
     default_chunk_size, map_in_chunks, reporting_progress, sum_over_rows,
 )
 from latentjax.analysis.outputs import is_attribute_classifier
@@ -161,7 +161,7 @@ def compute_apcr(
       relative, signed, eps: the definition options of docs/method.md. ``delta`` and ``eps`` are
         traced: a new value does not compile again.
       chunk_size: generator+classifier rows per chunk and device (default per backend,
-        :data:`latentjax.analysis.chunking.DEFAULT_CHUNK_SIZE`): bounds peak memory.
+        :data:`latentjax.analysis.runner.DEFAULT_CHUNK_SIZE`): bounds peak memory.
       mesh: a one-axis ``jax.sharding.Mesh`` whose devices share the rows (each sums its own
         block; only ``[C, N]`` sums cross devices). Default: all local devices when there are
         several and the call is not inside the caller's ``jit``/``vmap``

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from latentjax.analysis import validation
-from latentjax.analysis.chunking import default_chunk_size, map_in_chunks
+from latentjax.analysis.runner import default_chunk_size, map_in_chunks
 from latentjax.analysis.outputs import decisions, is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree
 

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from latentjax.analysis import validation
-from latentjax.analysis.chunking import default_chunk_size
+from latentjax.analysis.runner import default_chunk_size
 from latentjax.analysis.apcr import compute_apcr
 from latentjax.analysis.outputs import decisions, is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree

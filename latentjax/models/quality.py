@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latentjax.analysis.chunking import map_in_chunks
+from latentjax.analysis.runner import map_in_chunks
 
 
 def classifier_accuracy(
