@@ -31,6 +31,14 @@ from latentjax.storage.files import unwritable_ancestor
 from latentjax.errors import DataUnavailableError
 
 DATA_DIR_ENV = "LATENTJAX_DATA_DIR"
+#: Set to ``1`` where no download can work (a cluster without internet): a dataset that is neither
+#: prepared nor in a local folder fails at once with instructions, without trying the server.
+OFFLINE_ENV = "LATENTJAX_OFFLINE"
+
+
+def offline() -> bool:
+    """Whether ``$LATENTJAX_OFFLINE`` forbids downloads (``1``, ``true`` or ``yes``)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +172,8 @@ def prepare_dataset(
     """Prepares the TFDS builder for ``name`` (once) and returns it.
 
     Order: an already-prepared dataset is used as it is; else local canonical files (checksums
-    verified by TFDS); else a TFDS download, after a quick check that the server answers.
+    verified by TFDS); else a TFDS download, after a quick check that the server answers (none
+    when ``$LATENTJAX_OFFLINE`` is set: :func:`offline`).
     """
     spec = dataset_spec(name)
     tfds = _import_tfds()
@@ -186,11 +195,12 @@ def prepare_dataset(
                 f"canonical files {list(spec.local_files)} there, or unset {DATA_DIR_ENV} and "
                 "pass no local folder to download through tensorflow-datasets."
             )
-    elif not _host_reachable(_download_url(builder)):
+    elif offline() or not _host_reachable(_download_url(builder)):
+        why = (f"{OFFLINE_ENV} forbids downloads" if offline()
+               else f"the download server ({_download_url(builder)}) cannot be reached")
         raise DataUnavailableError(
             f"dataset {name!r} is not prepared in {builder.data_dir!r}, no local folder was given, "
-            f"and the download server ({_download_url(builder)}) cannot be reached. Either connect "
-            f"to the internet, or put the canonical files {list(spec.local_files)} in a folder "
+            f"and {why}. Either connect to the internet, or put the canonical files {list(spec.local_files)} in a folder "
             f"and point latentjax at it: set {DATA_DIR_ENV} to the folder that holds "
             f"'{spec.local_folder}/', or pass local_dir= (config.local_data_dir)."
         )
