@@ -86,8 +86,11 @@ def test_a_stack_of_models_is_one_program():
     np.testing.assert_array_equal(both.control[1], second.control)
 
 
-def test_the_latent_sets_are_the_stages_draws():
+def test_the_stages_of_reproduce_and_sweep_compute_what_the_pure_function_computes():
+    """The same latent sets (same key streams) and the same Method A scores, seed by seed."""
     a = ml_collections.ConfigDict(dict(seeds=(7,), latents=dict(samples_per_class=32, threshold=0.9, batch_size=256, max_draws=1_000_000)))
     staged = stages.class_latents(planted.generate, planted.classify, stages.latent_settings(a), a.seeds, **SHAPES)
     pure = analyse(jax.random.key(7), *MODELS, SETTINGS)
     np.testing.assert_array_equal(staged.codes[0], pure.latents.codes)
+    scores = stages.correlation_scores(planted.generate, planted.classify, SETTINGS.apcr, staged)
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[0], scores), pure.apcr, rtol=1e-5, atol=1e-6)

@@ -28,6 +28,7 @@ from latentjax.storage.files import set_aside
 #: The typed result each stage's artefact is restored as.
 STAGE_TYPES = {
     "latents": ClassLatents,
+    "held_out": ClassLatents,
     "apcr": APCRResult,
     "weights": stages.method_b_from_tree,
     "structure": stages.LatentStructure,
@@ -64,7 +65,8 @@ def load_artefact(workdir: str | os.PathLike, stage: str) -> Any:
     stacked over the analysis seeds; ``manipulation`` (``[source][mode][set]`` of
     :class:`~latentjax.ManipulationResult`); ``structure``
     (:class:`~latentjax.experiment.stages.LatentStructure`); ``finders``
-    (:class:`~latentjax.experiment.stages.FinderComparison`, when ``analysis.finders`` names any).
+    (:class:`~latentjax.experiment.stages.FinderComparison`) and ``held_out`` (the codes the finders
+    are scored on, a :class:`~latentjax.ClassLatents`), when ``analysis.finders`` names any.
     """
     arrays, _ = checkpoints.load_final(pathlib.Path(workdir) / "artefacts" / stage)
     return from_tree(stage, arrays)

@@ -10,8 +10,10 @@
 
 Each stage is saved when it finishes; a resumed run (``resume=True``) loads finished stages and
 computes only the rest. This is where models, data and the analysis meet; the analysis modules
-themselves know nothing of either. Saving and loading stages lives in
-:mod:`latentjax.experiment.artefacts`, the numbers in :mod:`latentjax.experiment.summaries`.
+themselves know nothing of either. The stages a sweep shares (latent sets, Methods A and B, the
+held-out codes) run through the same driver as a sweep's, :mod:`latentjax.experiment.orchestrator`;
+saving and loading stages lives in :mod:`latentjax.experiment.artefacts`, the numbers in
+:mod:`latentjax.experiment.summaries`.
 """
 
 from __future__ import annotations
@@ -27,11 +29,10 @@ import jax
 import ml_collections
 
 from latentjax import data
-from latentjax.experiment import artefacts, directions_export, stages, summaries, workflows
+from latentjax.experiment import artefacts, directions_export, orchestrator, stages, summaries, workflows
 from latentjax.experiment.provenance import provenance
 from latentjax.models import make_generator_layer
 from latentjax.models.pretrained import load_pretrained
-from latentjax.progress import stage_progress
 from latentjax.storage.files import atomic_write_text, check_writable
 from latentjax.storage.runs import run_directory
 
@@ -78,35 +79,32 @@ def _reproduce(config, workdir: pathlib.Path, models, log) -> dict:
         source = a.pretrained
     generate, classify = models.generate, models.classify
     shapes = dict(latent_dim=config.latent_dim, num_classes=config.num_classes)
-    names = ("latents", "apcr", "weights", "manipulation") + (("finders",) if a.finders else ()) + ("structure",)
-    done = [0]
+    names = ("latents", "apcr", "weights") + (("held_out",) if a.finders else ()) + ("manipulation",)
+    names += (("finders",) if a.finders else ()) + ("structure",)
     seconds: dict[str, float] = {}  # stages computed by this process (loaded ones are absent)
 
-    def stage(name, compute):
-        prefix = f"[reproduce {done[0] + 1}/{len(names)}] "
-        result = artefacts.run_stage(workdir, name, compute, lambda msg: log(prefix + msg), seconds)
-        done[0] += 1
-        return result
+    def numbered_log(name):
+        number = names.index(name) + 1
+        return lambda msg: log(f"[reproduce {number}/{len(names)}] {msg}")
 
-    # The config stops here: each stage receives its typed settings.
+    # The stages a sweep cell shares, by the same driver, for this one model (axis 0 dropped).
     seeds = tuple(a.seeds)
-    latent, method_a, method_b = stages.latent_settings(a), stages.apcr_settings(a), stages.method_b_settings(a)
-    latents = stage("latents", lambda: stages.class_latents(generate, classify, latent, seeds, **shapes))
-    apcr = stage("apcr", lambda: stages.correlation_scores(
-        generate, classify, method_a, latents, progress=stage_progress("apcr: chunks of rows", log)))
-    weights = stage("weights", lambda: stages.optimised_weights(
-        generate, classify, method_b, stages.stability_settings(a), seeds, latents,
-        progress=stage_progress("weights: steps", log)))
+    store = orchestrator.RunStore(workdir, seeds, numbered_log, seconds)
+    shared = orchestrator.shared_stages(store, [models], "loop", a, seeds, log=log, **shapes)
+    latents, apcr, weights, held_out = (None if x is None else jax.tree.map(lambda v: v[0], x) for x in shared)
+
+    def stage(name, compute):
+        return artefacts.run_stage(workdir, name, compute, numbered_log(name), seconds)
+
     first = jax.tree.map(lambda x: x[0], (latents, apcr, weights))
     manip = stage("manipulation", lambda: stages.manipulations(
         generate, classify, stages.manipulation_settings(a), seeds[0], a.cross_targets, first[0].codes,
-        first[1], first[2], chunk_size=method_a.chunk_size,
+        first[1], first[2], chunk_size=stages.apcr_settings(a).chunk_size,
     ))
 
     comparison = None
     if a.finders:
         def finders():
-            held_out = stages.held_out_latents(generate, classify, latent, seeds, a.finder_samples_per_class, **shapes)
             layer = make_generator_layer(models.spec, models.generator_variables)
             return stages.compare_finders(
                 generate, classify, a, latents, held_out, apcr, weights.weights, layer=layer

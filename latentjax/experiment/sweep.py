@@ -40,7 +40,6 @@ recomputes nothing that finished):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pathlib
@@ -54,18 +53,16 @@ import ml_collections
 import numpy as np
 
 from latentjax import config as config_lib
-from latentjax.progress import ProgressLog, stage_progress
+from latentjax.progress import ProgressLog
 from latentjax.analysis.apcr import APCRResult
 from latentjax.analysis.latents import ClassLatents
 from latentjax.analysis.manipulation import compare_sets
-from latentjax.analysis.parallel import stack_pytrees
 from latentjax.analysis.sets import pairwise_jaccard
-from latentjax.experiment import directions_export, stages
+from latentjax.experiment import directions_export, orchestrator, stages
 from latentjax.experiment.sweep_tables import (  # noqa: F401 (read_table: the tables' reader)
     METHODS, SET_NAMES, cell_name, read_table, summarize, summarize_finders, to_csv,
 )
 from latentjax.storage.files import atomic_write_text, check_writable
-from latentjax.experiment.artefacts import stored_stage, to_tree
 from latentjax.experiment.summaries import FINDER_MEASURES
 from latentjax.models import make_generator_layer
 from latentjax.models.pretrained import load_pretrained
@@ -84,95 +81,13 @@ def default_workdir(config) -> pathlib.Path:
     return pathlib.Path("runs") / f"sweep-{config.dataset}-{stamp}"
 
 
-def _digest(record: Any) -> str:
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def resolve_layout(layout: str, models) -> str:
-    """``'vmap'`` or ``'loop'``: ``'auto'`` is the loop on CPU or when architectures differ."""
-    same = len({m.spec for m in models}) == 1
-    if layout == "vmap" and not same:
-        raise ValueError("model_layout='vmap' stacks the models: expected one architecture for all.")
-    if layout == "auto":
-        return "vmap" if same and len(models) > 1 and jax.default_backend() != "cpu" else "loop"
-    return layout
-
-
-def _over_models(fn: Callable, models, layout: str, *per_model) -> Any:
-    """``fn(generate, classify, *inputs)`` for every model, results stacked on a model axis.
-
-    ``per_model``: inputs stacked over models (axis 0), sliced for each.
-    """
-    if layout == "vmap":
-        generate = stack_pytrees([m.generate for m in models])
-        classify = stack_pytrees([m.classify for m in models])
-        return jax.vmap(fn)(generate, classify, *per_model)
-    outputs = [
-        fn(m.generate, m.classify, *jax.tree.map(lambda x: x[i], per_model))
-        for i, m in enumerate(models)
-    ]
-    return stack_pytrees(outputs)
-
-
-class _StageCache:
-    """Stage results stacked over models, saved once per analysis seed under
-    ``<root>/<name>-<hash>`` (``root``: ``sweep.stages_dir``, or the sweep's ``stages/``).
-
-    A stage's seeds are independent draws (each from its own key), so each seed's slice is its
-    own artefact: a sweep with one more seed computes only that seed, and sweeps that point at
-    one ``stages_dir`` share every stage whose settings they share. The missing seeds of a stage
-    are still computed together, as one program.
-    """
-
-    def __init__(self, root: pathlib.Path, models: list, seeds: list, log):
-        self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.models, self.seeds = models, list(seeds)
-        self.log = log
-
-    def path(self, name: str, settings: dict, seed: int) -> pathlib.Path:
-        identity = {"models": self.models, "seeds": [seed], "stage": name, **settings}
-        return self.root / f"{name}-{_digest(identity)}"
-
-    def get(self, name: str, kind, settings: dict, compute: Callable[[tuple], Any]) -> Any:
-        """``kind`` stacked over models and ``self.seeds``; ``compute(seeds)`` gives the missing
-        seeds' results stacked over models (axis 0) and those seeds (axis 1)."""
-        paths = {seed: self.path(name, settings, seed) for seed in self.seeds}
-        missing = tuple(s for s, p in paths.items() if not p.exists())
-        computed = None
-        if missing:
-            start = time.perf_counter()
-            computed = to_tree(compute(missing))
-            self.log(f"  stage {name} seeds {list(missing)} {settings}: {time.perf_counter() - start:.1f} s")
-        slices = []
-        for seed, path in paths.items():
-            # Each artefact keeps a seed axis of length 1: [models, 1, ...].
-            if seed in missing:
-                slice_fn = lambda i=missing.index(seed): jax.tree.map(lambda x: x[:, i : i + 1], computed)
-            else:  # used only when the saved artefact turns out damaged: this seed again
-                slice_fn = lambda seed=seed: to_tree(compute((seed,)))
-            tree, _ = stored_stage(path, name, slice_fn, self.log, {"stage": name, "seed": seed, "settings": settings})
-            slices.append(tree)
-        return kind(**jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *slices))
-
-
-def _seed_slice(tree, all_seeds, seeds: tuple):
-    """The entries of ``seeds`` from a stage stacked over models and ``all_seeds`` (axis 1)."""
-    index = np.asarray([list(all_seeds).index(s) for s in seeds])
-    return jax.tree.map(lambda x: np.asarray(x)[:, index], tree)
-
-
-def _snapshots_are_runs(a) -> bool:
-    method_b = stages.method_b_settings(a)
-    return method_b.solver == "lbfgs" or method_b.schedule == "constant"
-
-
 def _groups(config) -> list[list[tuple[int, dict]]]:
     """Cells that differ only in ``method_b.steps`` share one Method B run when its step ``t`` is a
     run of ``t`` steps (not so for Adam on a decaying schedule): ``[[(index, cell)]]``."""
     groups: dict[str, list] = {}
     for index, cell in enumerate(config_lib.sweep_cells(config)):
-        shared = ("method_b.steps",) if _snapshots_are_runs(config_lib.cell_config(config, cell).analysis) else ()
+        method_b = stages.method_b_settings(config_lib.cell_config(config, cell).analysis)
+        shared = ("method_b.steps",) if orchestrator.snapshots_are_runs(method_b) else ()
         key = json.dumps({k: v for k, v in cell.items() if k not in shared}, sort_keys=True, default=str)
         groups.setdefault(key, []).append((index, cell))
     return list(groups.values())
@@ -307,7 +222,7 @@ def run_sweep(
             f"config.sweep.models={tuple(sw.models)!r} have (latent_dim, num_classes) {sorted(model_dims)}: "
             f"expected all ({config.latent_dim}, {config.num_classes})."
         )
-    layout = resolve_layout(sw.model_layout, models)
+    layout = orchestrator.resolve_layout(sw.model_layout, models)
     with run_directory(workdir, config, "sweep", resume) as workdir:
         return _run_sweep(config, workdir, models, layout, log)
 
@@ -318,9 +233,7 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
     sw = config.sweep
     (workdir / "cells").mkdir(exist_ok=True)
     root = pathlib.Path(sw.stages_dir) if sw.get("stages_dir") else workdir / "stages"
-    cache = _StageCache(root, list(sw.models), list(sw.analysis_seeds), log)
-    all_seeds = tuple(sw.analysis_seeds)
-    shapes = dict(latent_dim=config.latent_dim, num_classes=config.num_classes)
+    store = orchestrator.SeedStore(root, list(sw.models), list(sw.analysis_seeds), log)
     groups = _groups(config)
     total = sum(len(g) for g in groups)
     log(
@@ -340,46 +253,11 @@ def _run_sweep(config, workdir: pathlib.Path, models, layout: str, log) -> Sweep
         steps = sorted({config_lib.cell_config(config, c).analysis.method_b.steps for _, c in group})
         a = config_lib.cell_config(config, group[0][1]).analysis
         a.method_b.steps = steps[-1]
-
-        # The config stops here: each stage receives its typed settings.
-        latent, method_a = stages.latent_settings(a), stages.apcr_settings(a)
-        method_b, selection = stages.method_b_settings(a), stages.stability_settings(a)
-
-        def latents_fn(seeds):
-            return _over_models(lambda g, c: stages.class_latents(g, c, latent, seeds, **shapes), models, layout)
-
-        latents = cache.get("latents", ClassLatents, stages.stage_identity("latents", a), latents_fn)
-        for index, model_label in enumerate(sw.models):
-            stages.check_latent_counts(jax.tree.map(lambda x: x[index], latents), latent, all_seeds, f"model {model_label}, ")
-
-        def per_seed_stage(fn):
-            """``compute(seeds)`` for a stage that reads the latent sets of those seeds."""
-            def compute(seeds):
-                return _over_models(lambda g, c, l: fn(g, c, seeds, l), models, layout,
-                                    _seed_slice(latents, all_seeds, seeds))
-            return compute
-
-        apcr = cache.get("apcr", APCRResult, stages.stage_identity("apcr", a), per_seed_stage(
-            lambda g, c, seeds, l: stages.correlation_scores(g, c, method_a, l, progress=stage_progress("apcr: chunks of rows", log))))
-        # One run of the longest length whose snapshots are the shorter runs; with Adam on a
-        # decaying schedule each group holds one length, and its final weights count.
-        snapshots = tuple(steps) if _snapshots_are_runs(a) else ()
-        weights = cache.get(
-            "weights", stages.method_b_from_tree, stages.stage_identity("weights", a, snapshot_steps=steps),
-            per_seed_stage(lambda g, c, seeds, l: stages.optimised_weights(
-                g, c, method_b, selection, seeds, l, snapshot_steps=snapshots, progress=stage_progress("weights: steps", log))),
+        latents, apcr, weights, held_out = orchestrator.shared_stages(
+            store, models, layout, a, sw.analysis_seeds, latent_dim=config.latent_dim,
+            num_classes=config.num_classes, method_b_steps=tuple(steps), log=log, labels=list(sw.models),
         )
-        held_out = None
-        if a.finders:
-            def held_out_fn(seeds):
-                return _over_models(lambda g, c: stages.held_out_latents(
-                    g, c, latent, seeds, a.finder_samples_per_class, **shapes), models, layout)
-
-            held_out = cache.get(
-                "held_out", ClassLatents,
-                stages.stage_identity("held_out", a),
-                held_out_fn,
-            )
+        snapshots = orchestrator.snapshots_are_runs(stages.method_b_settings(a))
         for index, cell in pending:
             cell_a = config_lib.cell_config(config, cell).analysis
             if snapshots:
