@@ -14,14 +14,16 @@ endif
 install: $(INSTALLED)
 
 # The exact tested set (requirements/constraints.txt) within pyproject's ranges: reproducible.
+# Silent unless it fails (-qq: pip's errors only).
 $(INSTALLED): pyproject.toml requirements/constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -c requirements/constraints.txt -e '.[all,dev]'
-	touch $@
+	@echo "Installing latentjax and its dependencies into $(VENV) (first time only, a few minutes)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install -qq --upgrade pip
+	@$(VENV)/bin/python -m pip install -qq -c requirements/constraints.txt -e '.[all,dev]'
+	@touch $@
 
 run: $(INSTALLED)
-	$(VENV)/bin/latentjax reproduce --config configs/default.py
+	@$(VENV)/bin/latentjax reproduce --config configs/default.py
 
 # Two test processes (pytest-xdist; each file stays in one, so its fixtures are built once):
 # XLA compiles on one core, and the suite is mostly compiling, so a second process keeps both

@@ -236,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = [arg for arg in argv if arg != "--debug"]
     rest, overrides = _split_overrides(argv)
     args = _parser().parse_args(rest)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # a stage's line shows when it ends, in a log too
     from latentjax.analysis.parallel import use_host_cores
 
     try:

@@ -59,17 +59,19 @@ def test_the_wheel_carries_the_models_and_runs_reproduce(tmp_path, tfds_dir):
         target = source / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((REPO / name).read_bytes())
-    subprocess.run(
+    build = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist")],
-        cwd=source, check=True, capture_output=True,
+        cwd=source, check=True, capture_output=True, text=True,
     )
+    # The shipped models are data, not packages: setuptools has nothing to warn about.
+    assert "absent from the `packages` configuration" not in build.stdout + build.stderr
     (wheel,) = (tmp_path / "dist").glob("latentjax-*.whl")
     site = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
         check=True, capture_output=True,
     )
-    shipped = sorted(p.name for p in (site / "latentjax" / "pretrained" / "fashion_mnist").iterdir())
+    shipped = sorted(p.name for p in (site / "latentjax" / "pretrained-models" / "fashion_mnist").iterdir())
     assert shipped == ["classifier", "generator"]
     assert (site / "latentjax" / "configs" / "default.py").is_file()
     # The wheel's latentjax, not the checkout's: the wheel's folder comes first on the path.

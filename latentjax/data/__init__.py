@@ -118,7 +118,10 @@ def dataset_spec(name: str) -> DatasetSpec:
 
 
 def _import_tfds():
+    # TensorFlow only decodes records here: its INFO logs, and the notice that oneDNN's kernels
+    # may round differently (they compute nothing of ours), are noise in a run's output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     tfds = require("tensorflow_datasets", "data", "Loading datasets")
     tf = require("tensorflow", "tf-cpu", "tensorflow-datasets (TensorFlow, or tensorflow-cpu)")
 

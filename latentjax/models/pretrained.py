@@ -25,7 +25,7 @@ from latentjax.storage.files import committed_directory
 from latentjax.models import checkpoints
 from latentjax.models.networks import ModelSpec, make_classify, make_features, make_generate
 
-PRETRAINED_ROOT = pathlib.Path(__file__).parents[1] / "pretrained"
+PRETRAINED_ROOT = pathlib.Path(__file__).parents[1] / "pretrained-models"
 
 
 @dataclasses.dataclass(frozen=True)
