@@ -168,8 +168,9 @@ def get_analysis_config() -> ml_collections.ConfigDict:
             # reading.
             stability=ml_collections.ConfigDict(dict(pairs=WEIGHT_PAIRS, q=10, threshold=STABILITY_THRESHOLD)),
             # Manipulation (Figures 5 and 6; ManipulationSettings): `samples` codes per class moved
-            # by num_alphas strengths from -alpha_max to alpha_max.
-            manipulation=ml_collections.ConfigDict(dict(alpha_max=3.0, num_alphas=7, samples=8)),
+            # by num_alphas strengths from -alpha_max to alpha_max; the dose-response moves the
+            # same codes of every analysis seed by dose_points strengths from 0 to alpha_max.
+            manipulation=ml_collections.ConfigDict(dict(alpha_max=3.0, num_alphas=7, samples=8, dose_points=13)),
             # Cross-class targets, one per source class: look-alike classes (T-shirt -> Shirt,
             # Trouser -> Dress, Pullover -> Coat, Dress -> T-shirt, Coat -> Pullover,
             # Sandal -> Sneaker, Shirt -> T-shirt, Sneaker -> Ankle boot, Bag -> Pullover,

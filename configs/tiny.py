@@ -23,7 +23,7 @@ TINY_ANALYSIS = dict(
     k=3,
     method_b=dict(steps=3, batch_size=2),
     stability=dict(pairs=1),
-    manipulation=dict(num_alphas=3, samples=2),
+    manipulation=dict(num_alphas=3, samples=2, dose_points=3),
     inversion_per_class=2,
     inversion_steps=3,
     tsne_perplexity=3.0,

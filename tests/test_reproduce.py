@@ -30,7 +30,7 @@ def test_run_directory_holds_every_output(run):
     _, workdir, _ = run
     for name in ("results.json", "report.md", "report.html", "run.json", *reproduce_figures()):
         assert (workdir / name).is_file(), name
-    for stage in ("latents", "apcr", "weights", "held_out", "manipulation", "finders", "structure"):
+    for stage in ("latents", "apcr", "weights", "held_out", "manipulation", "dose_response", "finders", "structure"):
         assert (workdir / "artefacts" / stage).is_dir(), stage
 
 
@@ -340,7 +340,7 @@ def test_results_record_what_they_were_computed_with(run):
     record = results["provenance"]
     assert record["versions"]["jax"] == jax.__version__ and record["versions"]["latentjax"] == lj.__version__
     assert record["backend"] == jax.default_backend() and record["devices"]["count"] == jax.device_count()
-    stages_run = {"latents", "apcr", "weights", "manipulation", "structure"} | ({"held_out", "finders"} if config.analysis.finders else set())
+    stages_run = {"latents", "apcr", "weights", "manipulation", "dose_response", "structure"} | ({"held_out", "finders"} if config.analysis.finders else set())
     assert set(record["stage_seconds"]) == stages_run
     assert all(seconds >= 0 for seconds in record["stage_seconds"].values())
 

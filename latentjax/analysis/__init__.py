@@ -5,6 +5,7 @@ their own GAN and classifier needs only this package.
 """
 
 from latentjax.analysis.apcr import APCRResult, compute_apcr
+from latentjax.analysis.dose_response import DoseResponse, dose_response, flip_outcomes, half_point
 from latentjax.analysis.evaluation import DirectionEvaluation, evaluate_directions, move_and_classify
 from latentjax.analysis.finders import FINDERS, find_directions, register_finder
 from latentjax.analysis.latents import ClassLatents, Inversion, invert_images, sample_class_latents
@@ -82,6 +83,10 @@ __all__ = [
     "bottom_k_mask",
     "chance_level",
     "compare_sets",
+    "flip_outcomes",
+    "dose_response",
+    "DoseResponse",
+    "half_point",
     "edit_codes",
     "compute_apcr",
     "evaluate_directions",

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from latentjax.analysis import validation
+from latentjax.analysis.dose_response import flip_outcomes
 from latentjax.analysis.runner import default_chunk_size, map_in_chunks
 from latentjax.analysis.outputs import decisions, is_attribute_classifier
 from latentjax.analysis.parallel import as_pytree
@@ -72,7 +73,10 @@ class DirectionEvaluation(NamedTuple):
       the source nor the class reached (the target, or the argmax after the move; attributes:
       every attribute but the source and the target): how much the move disturbs classes it is
       not about (lower is more specific);
-    - ``pixel_change``: mean absolute pixel change on the [0, 1] scale.
+    - ``pixel_change``: mean absolute pixel change on the [0, 1] scale;
+    - ``clean_rate``: share of clean flips (same) or clean arrivals at the target (cross): the
+      class reached has probability ``>= threshold`` (:func:`latentjax.analysis.dose_response.flip_outcomes`),
+      a real other class rather than a broken image. ``None`` in artefacts saved before it was kept.
     """
 
     distances: jax.Array
@@ -81,6 +85,7 @@ class DirectionEvaluation(NamedTuple):
     target_share: jax.Array
     off_target_change: jax.Array
     pixel_change: jax.Array
+    clean_rate: jax.Array | None = None
 
 
 def evaluate_directions(
@@ -93,6 +98,7 @@ def evaluate_directions(
     mode: str = "same",
     targets=None,
     chunk_size: int | None = None,
+    threshold: float = 0.9,
 ) -> DirectionEvaluation:
     """Moves class codes by equal L2 distances along each finder's directions and scores them.
 
@@ -106,7 +112,8 @@ def evaluate_directions(
 
     Leading axes of ``directions`` (for example one per finder, ``[F, C, N]``) are evaluated in
     one program on the same codes (whose images are generated once); every measure then has
-    shape ``[..., C, T]``.
+    shape ``[..., C, T]``. ``threshold`` (traced): the confidence of a clean flip
+    (``clean_rate``).
 
     >>> import jax, jax.numpy as jnp
     >>> classify = lambda x: jax.nn.softmax(3.0 * x[:, :2], axis=-1)
@@ -127,6 +134,8 @@ def evaluate_directions(
         )
     if mode not in ("same", "cross"):
         raise ValueError(f"mode={mode!r}: expected 'same' or 'cross'.")
+    if validation.is_concrete(threshold) and validation.number_problem(threshold, low=0, high=1, low_open=True):
+        raise ValueError(f"threshold={threshold!r}: expected a probability in (0, 1].")
     if mode == "cross":
         if targets is None or np.shape(targets) != (num_classes,):
             raise ValueError(f"targets={targets!r}: expected {num_classes} class indices for mode='cross'.")
@@ -144,7 +153,7 @@ def evaluate_directions(
     units = _unit_rows(directions.reshape(-1, num_classes, latent_dim))
     result = _evaluate_jit(
         generate, classify, jnp.asarray(codes, jnp.float32), units, distances, targets,
-        same=mode == "same", chunk_size=int(chunk_size or default_chunk_size()),
+        validation.as_float(threshold, jnp.float32), same=mode == "same", chunk_size=int(chunk_size or default_chunk_size()),
     )
     lead = shape[:-2]
     return result._replace(**{
@@ -153,7 +162,7 @@ def evaluate_directions(
     })
 
 
-def _evaluate_core(generate, classify, codes, units, distances, targets, *, same, chunk_size):
+def _evaluate_core(generate, classify, codes, units, distances, targets, threshold, *, same, chunk_size):
     """``units[B, C, N]``: B direction sets on the same codes; measures ``[B, C, T]``."""
     num_classes = codes.shape[0]
     sign = -1.0 if same else 1.0
@@ -177,6 +186,8 @@ def _evaluate_core(generate, classify, codes, units, distances, targets, *, same
     mean = lambda v: jnp.mean(v.astype(jnp.float32), axis=-1)
     q0, q1 = at(p0, source), at(p1, source)
     flipped = ~at(decided, source)
+    _, clean = flip_outcomes(p1, source[..., 0] if same else target[..., 0], mode="same" if same else "cross",
+                        threshold=threshold, independent=independent)
     return DirectionEvaluation(
         distances=distances,
         probability_drop=mean(q0 - q1),
@@ -184,6 +195,7 @@ def _evaluate_core(generate, classify, codes, units, distances, targets, *, same
         target_share=mean(flipped if same else at(decided, target)),
         off_target_change=mean(jnp.sum(jnp.where(off, jnp.abs(p1 - p0), 0.0), axis=-1)),
         pixel_change=mean(jnp.mean(jnp.abs(x1 - x0), axis=-1) / 2.0),
+        clean_rate=mean(clean),
     )
 
 

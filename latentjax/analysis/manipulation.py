@@ -123,9 +123,12 @@ def _manipulate_core(
     probs = move_and_classify(generate, classify, codes[None], offsets, chunk_size)  # [A, M, K]
     decided = decisions(probs, is_attribute_classifier(classify))[..., class_index]
     hit = ~decided if same else decided
-    shown = shift_codes(codes[:num_images], sign * direction, alphas)  # [A, num_images, N]
-    images = generate(shown.reshape(-1, codes.shape[-1]))
-    images = images.reshape(*shown.shape[:2], *images.shape[1:])
+    if num_images:
+        shown = shift_codes(codes[:num_images], sign * direction, alphas)  # [A, num_images, N]
+        images = generate(shown.reshape(-1, codes.shape[-1]))
+        images = images.reshape(*shown.shape[:2], *images.shape[1:])
+    else:  # scores only (the dose–response): no pictures to draw
+        images = jnp.zeros((alphas.shape[0], 0), probs.dtype)
     return ManipulationResult(
         alphas,
         jnp.mean(jnp.take(probs, class_index, axis=-1), axis=-1),

@@ -142,10 +142,12 @@ def analyse_seed(
     ).codes
     directions = jnp.stack(method_directions(high, apcr.directions, control, weights))
     distances = jnp.asarray(settings.distances)
-    same = evaluate_directions(generate, classify, held_out, directions, distances)
+    threshold = settings.latents.threshold  # a clean flip: as confident as a class's own codes
+    same = evaluate_directions(generate, classify, held_out, directions, distances, threshold=threshold)
     cross = None
     if settings.cross_targets is not None:
         cross = evaluate_directions(
-            generate, classify, held_out, directions, distances, mode="cross", targets=jnp.asarray(settings.cross_targets),
+            generate, classify, held_out, directions, distances, mode="cross",
+            targets=jnp.asarray(settings.cross_targets), threshold=threshold,
         )
     return SeedAnalysis(latents, apcr, weights, stability, high, control, ratio, directions, same, cross)

@@ -351,16 +351,20 @@ class StabilitySettings(_Settings):
 @dataclasses.dataclass(frozen=True)
 class ManipulationSettings(_Settings):
     """Figures 5 and 6: ``samples`` codes per class moved along top-, bottom- and random-``k``
-    sets by ``num_alphas`` strengths ``alpha`` from ``-alpha_max`` to ``alpha_max``.
+    sets by ``num_alphas`` strengths ``alpha`` from ``-alpha_max`` to ``alpha_max``; the
+    dose–response (:mod:`latentjax.analysis.dose_response`) moves the same codes of every
+    analysis seed by ``dose_points`` strengths from 0 to ``alpha_max``.
 
-    >>> ManipulationSettings().validate().alphas().tolist()
-    [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
+    >>> settings = ManipulationSettings().validate()
+    >>> settings.alphas().tolist(), settings.dose_alphas().tolist()[:3]
+    ([-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0], [0.0, 0.25, 0.5])
     """
 
     k: int = 10
     alpha_max: float = 3.0
     num_alphas: int = 7
     samples: int = 8
+    dose_points: int = 13
 
     SECTION: ClassVar[str] = "manipulation"
     SHARED: ClassVar[tuple[str, ...]] = ("k",)  # Table 1 and the finders share the set size
@@ -370,11 +374,16 @@ class ManipulationSettings(_Settings):
         _number(self.alpha_max, "alpha_max", low=0, low_open=True)
         _number(self.num_alphas, "num_alphas", integer=True, low=1)
         _number(self.samples, "samples", integer=True, low=1)
+        _number(self.dose_points, "dose_points", integer=True, low=2)
         return self
 
     def alphas(self):
         """``num_alphas`` values from ``-alpha_max`` to ``alpha_max`` (float32)."""
         return np.linspace(-self.alpha_max, self.alpha_max, self.num_alphas).astype(np.float32)
+
+    def dose_alphas(self):
+        """``dose_points`` values from 0 to ``alpha_max`` (float32): the dose–response's grid."""
+        return np.linspace(0.0, self.alpha_max, self.dose_points).astype(np.float32)
 
 
 _pytree(LatentSettings, ("threshold",))

@@ -49,6 +49,8 @@ def from_tree(stage: str, tree: dict) -> Any:
         return stages.FinderComparison(**{
             k: DirectionEvaluation(**v) if k in ("same", "cross") else v for k, v in tree.items()
         })
+    if stage == "dose_response":  # [source][mode][set]: probabilities[seeds, C, A, M, K]
+        return tree
     if stage == "manipulation":
         return {
             source: {mode: {name: ManipulationResult(**r) for name, r in sets.items()} for mode, sets in modes.items()}

@@ -26,8 +26,11 @@ FIGURES = {
     "figure4_apcr_histogram.png": "Figure 4: APCR values over the latent dimensions, per class",
     "figure5_same_class.png": "Figure 5: same-class manipulation, top-K (upper row) against bottom-K (lower row) APCR dimensions",
     "figure6_cross_class.png": "Figure 6: cross-class manipulation along the target's top-K (upper) and bottom-K (lower) dimensions",
+    "dose_response.png": "Dose–response: share of codes that flip (solid) and that flip cleanly (dashed) against the shift α, top-, bottom- and random-K sets (bands: 95% intervals over seeds and codes)",
     "table1_intersection_ratio.png": "Table 1 as a chart: intersection ratio per class, ours (mean and spread over seeds) beside the paper's",
 }
+#: Shown in the manipulation's section, the grids beside the dose–response, not under "Figures".
+BESIDE_THE_MANIPULATION = ("figure5_same_class.png", "figure6_cross_class.png", "dose_response.png")
 #: The finder comparison's figures (written when the run compared finders).
 FINDER_FIGURES = {
     "finders_against_distance.png": "Direction finders: each measure against the latent distance moved (class mean, band: interval over seeds; solid: sparse K-sets, dashed: dense directions)",
@@ -38,7 +41,9 @@ FINDER_FIGURES = {
 FINDER_LABELS = {
     ("same", "probability_drop"): "Q drop",
     ("same", "flip_rate"): "flip rate",
+    ("same", "clean_rate"): "clean flip rate",
     ("cross", "target_share"): "target share",
+    ("cross", "clean_rate"): "clean target share",
     ("cross", "off_target_change"): "off-target change",
     ("same", "pixel_change"): "pixel change",
 }
@@ -115,33 +120,100 @@ def figure_histogram(path, results, apcr):
 
 
 def _manipulation_grid(path, results, manip, mode, title):
+    """One mosaic, so the images fill the page: a row per class and set (top-K, then bottom-K),
+    a column per ``alpha``; classes side by side in two blocks when there are more than three."""
     names = results["class_names"]
     top = np.asarray(manip["apcr"][mode]["top"].images)  # [C, A, n, H, W, ch]
     bottom = np.asarray(manip["apcr"][mode]["bottom"].images)
     alphas = results["alphas"]
-    n_classes = top.shape[0]
-    ncols = 2 if n_classes > 3 else 1
-    nrows = -(-n_classes // ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(ncols * (1.0 * len(alphas) + 1.5), 2.3 * nrows), squeeze=False
-    )
+    n_classes, num_alphas, size = top.shape[0], len(alphas), top.shape[3] + 1
     targets = results["config"]["analysis"]["cross_targets"]
-    for ax in axes.flat[n_classes:]:
-        ax.axis("off")
-    for j, ax in enumerate(axes.flat[:n_classes]):
-        rows = np.concatenate([top[j, :, 0], bottom[j, :, 0]])  # first code, every alpha
-        ax.imshow(tile_images(rows, ncols=len(alphas)).squeeze(), cmap="gray")
-        label = names[j] if mode == "same" else f"{names[j]} -> {names[targets[j]]}"
-        ax.set_ylabel(label, fontsize=8)
-        ax.set_xticks(
-            [(i + 0.5) * (top.shape[3] + 1) for i in range(len(alphas))],
-            [f"{a:+.1f}" for a in alphas],
-            fontsize=7,
+    blocks = 2 if n_classes > 3 else 1
+    per_block = -(-n_classes // blocks)
+    fig, axes = plt.subplots(1, blocks, figsize=(blocks * (0.62 * num_alphas + 1.6), 0.62 * 2 * per_block + 0.9), squeeze=False)
+    for block, ax in enumerate(axes[0]):
+        classes = list(range(block * per_block, min(n_classes, (block + 1) * per_block)))
+        rows = np.concatenate([np.concatenate([top[j, :, 0], bottom[j, :, 0]]) for j in classes])  # first code
+        ax.imshow(tile_images(rows, ncols=num_alphas).squeeze(), cmap="gray")
+        label = (lambda j: names[j]) if mode == "same" else (lambda j: f"{names[j]} → {names[targets[j]]}")
+        ax.set_yticks(
+            [(2 * i + r + 0.5) * size for i in range(len(classes)) for r in (0, 1)],
+            [f"{label(j)}  top" if r == 0 else "bottom" for j in classes for r in (0, 1)], fontsize=7,
         )
-        ax.set_yticks([])
+        ax.set_xticks([(i + 0.5) * size for i in range(num_alphas)], [f"{a:+.1f}" for a in alphas], fontsize=7)
+        ax.set_xlabel("α", fontsize=8)
+        for i in range(1, len(classes)):  # a line between classes
+            ax.axhline(2 * i * size - 0.5, color="white", linewidth=2)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     _save(fig, path)
+
+
+#: The dose–response figure's colour per set.
+SET_COLOURS = {"top": "tab:blue", "bottom": "tab:orange", "random": "tab:gray"}
+
+
+def figure_dose_response(path, results):
+    d = results["dose_response"]
+    alphas = d["alphas"]
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.4), sharex=True, sharey=True)
+    for row, (source, method) in enumerate((("apcr", "Method A (APCR)"), ("weights", "Method B"))):
+        for col, (mode, what) in enumerate((("same", "same class: leaves its class"), ("cross", "cross class: becomes the target"))):
+            ax, entry = axes[row, col], d[f"{source}_{mode}"]
+            for name, colour in SET_COLOURS.items():
+                for kind, style in (("flip", "-"), ("clean", "--")):
+                    r = entry[name][kind]
+                    ax.plot(alphas, r["rate"], style, color=colour, label=f"{name}-K {'clean' if kind == 'clean' else 'flip'}")
+                    ax.fill_between(alphas, r["low"], r["high"], color=colour, alpha=0.12)
+            ax.axhline(0.5, color="k", linewidth=0.6, linestyle=":")
+            ax.set_title(f"{method}, {what}", fontsize=9)
+            ax.set_ylim(-0.02, 1.02)
+            if row == 1:
+                ax.set_xlabel("shift α", fontsize=8)
+            if col == 0:
+                ax.set_ylabel("share of codes", fontsize=8)
+    axes[0, 0].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _alpha_50(r: dict) -> str:
+    if r["alpha_50"] is None:
+        return "> α max"
+    high = "> α max" if r["alpha_50_high"] is None else f"{r['alpha_50_high']:.2f}"
+    return f"{r['alpha_50']:.2f} [{r['alpha_50_low']:.2f}, {high}]"
+
+
+def render_dose_response(results: dict) -> list[str]:
+    """The manipulation claim measured: flips and clean flips against the shift, and a verdict."""
+    d = results.get("dose_response")
+    if not d:
+        return []
+    rows, verdicts = [], []
+    labels = (("apcr_same", "same class, Method A"), ("weights_same", "same class, Method B"),
+              ("apcr_cross", "cross class, Method A"), ("weights_cross", "cross class, Method B"))
+    for key, label in labels:
+        entry = d[key]
+        for name in ("top", "bottom", "random"):
+            flip, clean = entry[name]["flip"], entry[name]["clean"]
+            rows.append([label, f"{name}-K", f"{100 * flip['rate'][-1]:.0f}% [{100 * flip['low'][-1]:.0f}, {100 * flip['high'][-1]:.0f}]",
+                         f"{100 * clean['rate'][-1]:.0f}% [{100 * clean['low'][-1]:.0f}, {100 * clean['high'][-1]:.0f}]",
+                         _alpha_50(flip), _alpha_50(clean)])
+        verdicts.append(f"{label}: {'holds' if entry['claim_holds'] else 'does not hold'}")
+    return [
+        "## Manipulation as a dose–response",
+        f"The same {d['codes_per_class']} codes per class of each analysis seed {d['seeds']} moved by α from 0 to "
+        f"{d['alphas'][-1]:g} along each set. A *flip* leaves the class (same class) or reaches the target (cross class); "
+        f"a *clean flip* also lands with probability ≥ {d['threshold']:g} in the class reached, the confidence the latent "
+        "sets demand of a class's own codes: a real other garment, not a broken image (a smeared image also leaves its "
+        f"class, so the plain flip rate alone cannot tell the sets apart). α50: the shift at which half the codes have "
+        f"flipped. Brackets: {100 * d['confidence']:.0f}% bootstrap intervals over seeds and codes.",
+        _table(["experiment", "set", "flip at α max", "clean flip at α max", "α50 (flip)", "α50 (clean)"], rows),
+        "**The paper's claim** (the top-ranked dimensions change the concept, the bottom-ranked do not), read as: "
+        "top-K's clean-flip rate at α max lies above both bottom-K's and random-K's, intervals apart. "
+        + "; ".join(verdicts) + ".",
+        f"![{FIGURES['dose_response.png']}](dose_response.png)",
+    ]
 
 
 def figure_table1(path, results):
@@ -364,6 +436,8 @@ def render_markdown(results: dict) -> str:
             e = results["manipulation"][key][set_name]
             rows.append([label, f"{set_name}-K", f"{e['probability_drop_at_alpha_max']:+.3f}", f"{100 * e['rate_at_alpha_max']:.1f}%"])
     parts.append(_table(["experiment", "set", "probability drop at α max", "rate at α max"], rows))
+    parts += [f"### {FIGURES[name]}\n\n![{FIGURES[name]}]({name})" for name in ("figure5_same_class.png", "figure6_cross_class.png")]
+    parts += render_dose_response(results)
     s = results["structure"]
     if results.get("finders"):
         parts += render_finders(results)
@@ -376,6 +450,8 @@ def render_markdown(results: dict) -> str:
         "## Figures",
     ]
     for name, caption in FIGURES.items():
+        if name in BESIDE_THE_MANIPULATION:
+            continue
         parts.append(f"### {caption}\n\n![{caption}]({name})")
     return "\n\n".join(parts) + "\n"
 
@@ -425,6 +501,8 @@ def write_report(workdir, results, apcr, manip, struct, comparison=None) -> None
     _manipulation_grid(workdir / "figure5_same_class.png", results, manip, "same", FIGURES["figure5_same_class.png"])
     _manipulation_grid(workdir / "figure6_cross_class.png", results, manip, "cross", FIGURES["figure6_cross_class.png"])
     figure_table1(workdir / "table1_intersection_ratio.png", results)
+    if results.get("dose_response"):
+        figure_dose_response(workdir / "dose_response.png", results)
     text = render_markdown(results)
     for name, content in (("report.md", text), ("report.html", render_html(text, workdir))):
         atomic_write_text(workdir / name, content)

@@ -79,7 +79,7 @@ def _reproduce(config, workdir: pathlib.Path, models, log) -> dict:
         source = a.pretrained
     generate, classify = models.generate, models.classify
     shapes = dict(latent_dim=config.latent_dim, num_classes=config.num_classes)
-    names = ("latents", "apcr", "weights") + (("held_out",) if a.finders else ()) + ("manipulation",)
+    names = ("latents", "apcr", "weights") + (("held_out",) if a.finders else ()) + ("manipulation", "dose_response")
     names += (("finders",) if a.finders else ()) + ("structure",)
     seconds: dict[str, float] = {}  # stages computed by this process (loaded ones are absent)
 
@@ -101,6 +101,10 @@ def _reproduce(config, workdir: pathlib.Path, models, log) -> dict:
         generate, classify, stages.manipulation_settings(a), seeds[0], a.cross_targets, first[0].codes,
         first[1], first[2], chunk_size=stages.apcr_settings(a).chunk_size,
     ))
+    dose = stage("dose_response", lambda: stages.dose_probabilities(
+        generate, classify, stages.manipulation_settings(a), seeds, a.cross_targets, latents, apcr, weights,
+        chunk_size=stages.apcr_settings(a).chunk_size,
+    ))
 
     comparison = None
     if a.finders:
@@ -120,6 +124,7 @@ def _reproduce(config, workdir: pathlib.Path, models, log) -> dict:
 
     struct = stage("structure", structure)
     results = summaries.summarize(config, a, source, models.metadata, latents, apcr, weights, manip, struct)
+    results["dose_response"] = summaries.dose_summary(a, dose)
     if comparison is not None:
         results["finders"] = summaries.finder_summary(a, comparison)
     results["provenance"] = provenance(seconds)

@@ -277,6 +277,39 @@ def manipulations(
     return out
 
 
+#: Per method, mode and set: ``probabilities[seeds, C, A, M, K]`` of the moved codes.
+DoseProbabilities = dict[str, dict[str, dict[str, jax.Array]]]
+
+
+def dose_probabilities(
+    generate, classify, settings: ManipulationSettings, seeds, cross_targets, latents: ClassLatents,
+    apcr: APCRResult, weights: MethodB, *, chunk_size: int | None = None,
+) -> DoseProbabilities:
+    """The dose–response's raw material for every analysis seed: the first ``settings.samples``
+    codes of each class moved by ``settings.dose_alphas()`` along each method's top-, bottom- and
+    random-K sets (the random sets drawn as for :func:`manipulations`), same and cross class;
+    every class's probabilities kept, so flips and clean flips can be read at any confidence."""
+    alphas = settings.dose_alphas()
+    out: DoseProbabilities = {source: {mode: {name: [] for name in SET_NAMES} for mode in MODES} for source in SOURCES}
+    for index, seed in enumerate(seeds):
+        codes = jnp.asarray(latents.codes[index])[:, : settings.samples]
+        rankings = {
+            "apcr": (jnp.asarray(apcr.apcr[index]).T, jnp.asarray(apcr.directions[index]).T),
+            "weights": (jnp.abs(jnp.asarray(weights.weights[index])), jnp.asarray(weights.weights[index])),
+        }
+        for source, (scores, signs) in rankings.items():
+            for mode in MODES:
+                targets = None if mode == "same" else jnp.asarray(cross_targets)
+                moved = compare_sets(
+                    generate, classify, codes, scores, signs, settings.k, jax.random.key(seed + 7),
+                    mode=mode, targets=targets, alphas=alphas, num_images=0, chunk_size=chunk_size,
+                )
+                for name in SET_NAMES:
+                    out[source][mode][name].append(moved[name].probabilities)
+    return {source: {mode: {name: jnp.stack(runs) for name, runs in sets.items()} for mode, sets in modes.items()}
+            for source, modes in out.items()}
+
+
 def latent_structure(
     generate, classify, a, images: np.ndarray, labels: np.ndarray, prior_codes: jax.Array,
     *, latent_dim: int, num_classes: int,
@@ -393,10 +426,12 @@ def compare_finders(
         )
         codes = jnp.asarray(held_out.codes[s])
         directions.append(found)
-        same.append(evaluate_directions(generate, classify, codes, found, distances, chunk_size=chunk))
+        # A clean flip lands with the confidence the latent sets demand of a class's codes.
+        threshold = latent_settings(a).threshold
+        same.append(evaluate_directions(generate, classify, codes, found, distances, chunk_size=chunk, threshold=threshold))
         cross.append(evaluate_directions(
             generate, classify, codes, found, distances, mode="cross",
-            targets=jnp.asarray(a.cross_targets), chunk_size=chunk,
+            targets=jnp.asarray(a.cross_targets), chunk_size=chunk, threshold=threshold,
         ))
     stack = lambda results: stack_pytrees(results)._replace(distances=jnp.asarray(distances))
     # Pictures: the first seed's first held-out code per class, moved by the largest distance.

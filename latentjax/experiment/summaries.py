@@ -8,6 +8,7 @@ import numpy as np
 import latentjax
 from latentjax import data
 from latentjax.analysis.apcr import APCRResult
+from latentjax.analysis.dose_response import DoseResponse, dose_response, flip_outcomes, half_point
 from latentjax.analysis.finders import FINDERS
 from latentjax.analysis.latents import ClassLatents
 from latentjax.analysis.manipulation import ManipulationResult
@@ -32,9 +33,25 @@ def summary(results: dict) -> str:
                  f"  mean           {mean}   - (the paper prints no numbers for this dataset)")
     if results.get("stability"):
         lines.extend(stable_sets.table_lines(results["stability"], results["class_names"]))
-    same = results["manipulation"]["apcr_same"]
-    lines.append("Same-class manipulation at alpha max (APCR sets): flip rate " + ", ".join(
-        f"{name}-K {100 * same[name]['rate_at_alpha_max']:.0f}%" for name in ("top", "bottom", "random")))
+    dose = results.get("dose_response")
+    if dose:
+        alpha_max = dose["alphas"][-1]
+        lines.append(f"Manipulation at alpha {alpha_max:g} (share of codes: flip / clean flip with p >= {dose['threshold']:g}; "
+                     "alpha50 = shift at which half flip):")
+        for key, label in (("apcr_same", "Method A, same class"), ("weights_same", "Method B, same class"),
+                           ("apcr_cross", "Method A, cross class"), ("weights_cross", "Method B, cross class")):
+            entry = dose[key]
+            cells = []
+            for name in ("top", "bottom", "random"):
+                flip, clean = entry[name]["flip"], entry[name]["clean"]
+                half = "-" if flip["alpha_50"] is None else f"{flip['alpha_50']:.1f}"
+                cells.append(f"{name}-K {100 * flip['rate'][-1]:.0f}/{100 * clean['rate'][-1]:.0f}% a50 {half}")
+            verdict = "claim holds" if entry["claim_holds"] else "claim does not hold"
+            lines.append(f"  {label:<22} " + ", ".join(cells) + f"  ({verdict})")
+    else:
+        same = results["manipulation"]["apcr_same"]
+        lines.append("Same-class manipulation at alpha max (APCR sets): flip rate " + ", ".join(
+            f"{name}-K {100 * same[name]['rate_at_alpha_max']:.0f}%" for name in ("top", "bottom", "random")))
     finders = results.get("finders")
     if finders:
         far = len(finders["distances"]) - 1
@@ -51,9 +68,11 @@ def summary(results: dict) -> str:
 
 #: The measures of the finder comparison, by mode (see :class:`~latentjax.DirectionEvaluation`).
 FINDER_MEASURES = {
-    "same": ("probability_drop", "flip_rate", "off_target_change", "pixel_change"),
-    "cross": ("target_share", "off_target_change", "pixel_change"),
+    "same": ("probability_drop", "flip_rate", "clean_rate", "off_target_change", "pixel_change"),
+    "cross": ("target_share", "clean_rate", "off_target_change", "pixel_change"),
 }
+#: Per mode, the rate whose half point (the distance at which half the codes flip) is reported.
+FINDER_HALF_POINTS = {"same": ("flip_rate", "clean_rate"), "cross": ("target_share", "clean_rate")}
 
 
 def finder_summary(a, comparison: stages.FinderComparison, *, num_resamples: int = 2000, confidence: float = 0.95) -> dict:
@@ -83,6 +102,59 @@ def finder_summary(a, comparison: stages.FinderComparison, *, num_resamples: int
                     "per_seed": values[:, f].tolist(),
                     "per_class": np.asarray(getattr(evaluation, measure))[:, f].mean(0).tolist(),
                 }
+        # The distance at which half the codes flip (or reach the target), from the mean curve.
+        out[mode]["distance_50"] = {
+            measure: {name: _finite(half_point(out["distances"], out[mode][measure][name]["mean"])) for name in a.finders}
+            for measure in FINDER_HALF_POINTS[mode]
+        }
+    return out
+
+
+def _finite(x: float) -> float | None:
+    """JSON has no infinity: a strength never reached is ``null``."""
+    return float(x) if np.isfinite(x) else None
+
+
+def dose_record(r: DoseResponse) -> dict:
+    return {
+        "rate": r.rate.tolist(), "low": r.low.tolist(), "high": r.high.tolist(),
+        "alpha_50": _finite(r.alpha_50), "alpha_50_low": _finite(r.alpha_50_low),
+        "alpha_50_high": _finite(r.alpha_50_high),
+    }
+
+
+def claim_holds(entry: dict) -> bool:
+    """The paper's claim for one method and mode, by the clean flips: at the largest strength,
+    top-K's clean-flip rate is above both bottom-K's and random-K's, with intervals apart."""
+    top = entry["top"]["clean"]
+    return all(top["low"][-1] > entry[other]["clean"]["high"][-1] for other in ("bottom", "random"))
+
+
+def dose_summary(a, dose: stages.DoseProbabilities, *, num_resamples: int = 2000, confidence: float = 0.95) -> dict:
+    """The dose–response of every method, mode and set (:mod:`latentjax.analysis.dose_response`):
+    flip and clean-flip rates against ``alpha`` with intervals over seeds and codes, their
+    ``alpha_50``, and whether the paper's claim holds (:func:`claim_holds`). A clean flip lands
+    with the confidence the latent sets demand (``analysis.latents.threshold``)."""
+    settings = stages.manipulation_settings(a)
+    alphas = settings.dose_alphas()
+    threshold = float(stages.latent_settings(a).threshold)
+    boot = dict(num_resamples=num_resamples, confidence=confidence)
+    out = {"alphas": alphas.tolist(), "threshold": threshold, "confidence": confidence,
+           "seeds": list(a.seeds), "codes_per_class": settings.samples}
+    for source in stages.SOURCES:
+        for mode in stages.MODES:
+            entry = {}
+            for name in stages.SET_NAMES:
+                probabilities = np.asarray(dose[source][mode][name])  # [S, C, A, M, K]
+                num_classes = probabilities.shape[1]
+                classes = np.arange(num_classes) if mode == "same" else np.asarray(a.cross_targets)
+                flip, clean = flip_outcomes(probabilities, classes[None, :, None], mode=mode, threshold=threshold)
+                entry[name] = {
+                    "flip": dose_record(dose_response(flip, alphas, **boot)),
+                    "clean": dose_record(dose_response(clean, alphas, **boot)),
+                }
+            entry["claim_holds"] = claim_holds(entry)
+            out[f"{source}_{mode}"] = entry
     return out
 
 
