@@ -102,9 +102,13 @@ def finder_summary(a, comparison: stages.FinderComparison, *, num_resamples: int
                     "per_seed": values[:, f].tolist(),
                     "per_class": np.asarray(getattr(evaluation, measure))[:, f].mean(0).tolist(),
                 }
-        # The distance at which half the codes flip (or reach the target), from the mean curve.
+        # The distance at which half the codes flip (or reach the target), from the mean curve;
+        # at distance 0 none has (every held-out code is confidently of its class).
         out[mode]["distance_50"] = {
-            measure: {name: _finite(half_point(out["distances"], out[mode][measure][name]["mean"])) for name in a.finders}
+            measure: {
+                name: _finite(half_point([0.0, *out["distances"]], [0.0, *out[mode][measure][name]["mean"]]))
+                for name in a.finders
+            }
             for measure in FINDER_HALF_POINTS[mode]
         }
     return out
