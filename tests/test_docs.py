@@ -19,3 +19,23 @@ def test_the_api_reference_builds_without_warnings(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "html" / "index.html").is_file()
+
+
+def readme_first_look():
+    """The README's first example and the output it shows: ``(code, expected)``."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## A first look", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    shown = section.split("prints", 1)[1].split("```\n", 1)[1].split("```", 1)[0]
+    return code, shown
+
+
+def test_the_readme_first_example_prints_what_the_readme_shows():
+    import contextlib
+    import io
+
+    code, shown = readme_first_look()
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "README.md", "exec"), {})
+    assert printed.getvalue().splitlines() == shown.splitlines()
