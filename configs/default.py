@@ -14,12 +14,14 @@ vs test 0.23, untrained generator 154).
 
     latentjax reproduce --config configs/default.py
 
-runs the paper with the shipped models: 7 min 36 s on a 2-core Intel Xeon including the install
-(docs/results.md, "make run"). Expected, at 4fdd28c on that CPU, the same in two fresh clones:
-Table 1 mean IR 0.45 [0.40, 0.48] (per class 0.3 0.4 0.4 0.5 0.3 0.3 0.6 0.6 0.4 0.7; Method B's
-set the top 10 of its selection probabilities); stable sets {pi >= 0.8} per class: Method A 7.8,
-Method B 1.7, in both 1.2. Cross-class target share at distance 9: InterFaceGAN 0.78, Method A
-0.32, GANSpace 0.31, SeFa 0.26, Method B 0.11, random 0.09.
+runs the paper with the shipped models (`make run`): 8 min 17 s on a 2-core Intel Xeon including
+the install (docs/results.md, "make run and make test"). Expected, on that CPU, the same in
+every fresh clone measured: Table 1 mean IR 0.45 [0.40, 0.48] (per class 0.3 0.4 0.4 0.5 0.3 0.3
+0.6 0.6 0.4 0.7; Method B's set the top 10 of its selection probabilities); stable sets
+{pi >= 0.8} per class: Method A 7.8, Method B 1.7, in both 1.2. Same-class manipulation at
+alpha 3, clean flips top / bottom / random K: Method A 54% / 22% / 32% (alpha50 0.39 / 1.75 /
+0.72), Method B 64% / 16% / 48%. Cross-class target share at distance 9: InterFaceGAN 0.78,
+Method A 0.33, GANSpace 0.31, SeFa 0.26, Method B 0.11, random 0.09.
 """
 
 import ml_collections
