@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 from latentjax.analysis.settings import MethodBSettings  # noqa: E402
 from latentjax.storage.files import atomic_path, atomic_write_text  # noqa: E402
 from latentjax.experiment import stable_sets  # noqa: E402
+from latentjax.experiment.summaries import DOSE_EXPERIMENTS  # noqa: E402
 from latentjax.images import tile_images  # noqa: E402
 
 FIGURES = {
@@ -190,9 +191,7 @@ def render_dose_response(results: dict) -> list[str]:
     if not d:
         return []
     rows, verdicts = [], []
-    labels = (("apcr_same", "same class, Method A"), ("weights_same", "same class, Method B"),
-              ("apcr_cross", "cross class, Method A"), ("weights_cross", "cross class, Method B"))
-    for key, label in labels:
+    for key, label in DOSE_EXPERIMENTS.items():
         entry = d[key]
         for name in ("top", "bottom", "random"):
             flip, clean = entry[name]["flip"], entry[name]["clean"]

@@ -254,12 +254,12 @@ def apcr_stabilities(selection: StabilitySettings, seeds, apcr: APCRResult) -> S
 
 def manipulations(
     generate, classify, settings: ManipulationSettings, seed: int, cross_targets, codes: jax.Array,
-    apcr: APCRResult, weights: MethodB, *, chunk_size: int | None = None,
+    apcr: APCRResult, weights: MethodB, *, chunk_size: int | None = None, alphas=None, num_images: int = 4,
 ) -> Manipulations:
     """Figures 5 and 6 for one analysis ``seed``: ``codes[C, S, N]`` moved along each method's
     top-, bottom- and random-K sets, against their own class (same) and towards ``cross_targets``
-    (cross)."""
-    alphas = settings.alphas()
+    (cross), by ``alphas`` (default ``settings.alphas()``), drawing ``num_images`` codes each."""
+    alphas = settings.alphas() if alphas is None else alphas
     rankings = {
         "apcr": (jnp.asarray(apcr.apcr).T, jnp.asarray(apcr.directions).T),
         "weights": (jnp.abs(jnp.asarray(weights.weights)), jnp.asarray(weights.weights)),
@@ -272,7 +272,7 @@ def manipulations(
             out[source][mode] = compare_sets(
                 generate, classify, codes[:, : settings.samples], scores, signs, settings.k,
                 jax.random.key(seed + 7), mode=mode, targets=targets, alphas=alphas,
-                num_images=4, chunk_size=chunk_size,
+                num_images=num_images, chunk_size=chunk_size,
             )
     return out
 
@@ -289,25 +289,16 @@ def dose_probabilities(
     codes of each class moved by ``settings.dose_alphas()`` along each method's top-, bottom- and
     random-K sets (the random sets drawn as for :func:`manipulations`), same and cross class;
     every class's probabilities kept, so flips and clean flips can be read at any confidence."""
-    alphas = settings.dose_alphas()
-    out: DoseProbabilities = {source: {mode: {name: [] for name in SET_NAMES} for mode in MODES} for source in SOURCES}
-    for index, seed in enumerate(seeds):
-        codes = jnp.asarray(latents.codes[index])[:, : settings.samples]
-        rankings = {
-            "apcr": (jnp.asarray(apcr.apcr[index]).T, jnp.asarray(apcr.directions[index]).T),
-            "weights": (jnp.abs(jnp.asarray(weights.weights[index])), jnp.asarray(weights.weights[index])),
-        }
-        for source, (scores, signs) in rankings.items():
-            for mode in MODES:
-                targets = None if mode == "same" else jnp.asarray(cross_targets)
-                moved = compare_sets(
-                    generate, classify, codes, scores, signs, settings.k, jax.random.key(seed + 7),
-                    mode=mode, targets=targets, alphas=alphas, num_images=0, chunk_size=chunk_size,
-                )
-                for name in SET_NAMES:
-                    out[source][mode][name].append(moved[name].probabilities)
-    return {source: {mode: {name: jnp.stack(runs) for name, runs in sets.items()} for mode, sets in modes.items()}
-            for source, modes in out.items()}
+    per_seed = [
+        manipulations(
+            generate, classify, settings, seed, cross_targets, jnp.asarray(latents.codes[index]),
+            jax.tree.map(lambda x: x[index], apcr), jax.tree.map(lambda x: x[index], weights),
+            chunk_size=chunk_size, alphas=settings.dose_alphas(), num_images=0,
+        )
+        for index, seed in enumerate(seeds)
+    ]
+    return {source: {mode: {name: jnp.stack([m[source][mode][name].probabilities for m in per_seed]) for name in SET_NAMES}
+                     for mode in MODES} for source in SOURCES}
 
 
 def latent_structure(

@@ -38,8 +38,7 @@ def summary(results: dict) -> str:
         alpha_max = dose["alphas"][-1]
         lines.append(f"Manipulation at alpha {alpha_max:g} (share of codes: flip / clean flip with p >= {dose['threshold']:g}; "
                      "alpha50 = shift at which half flip):")
-        for key, label in (("apcr_same", "Method A, same class"), ("weights_same", "Method B, same class"),
-                           ("apcr_cross", "Method A, cross class"), ("weights_cross", "Method B, cross class")):
+        for key, label in DOSE_EXPERIMENTS.items():
             entry = dose[key]
             cells = []
             for name in ("top", "bottom", "random"):
@@ -112,6 +111,13 @@ def finder_summary(a, comparison: stages.FinderComparison, *, num_resamples: int
             for measure in FINDER_HALF_POINTS[mode]
         }
     return out
+
+
+#: The dose–response's experiments (results.json keys, ``<method>_<mode>``) and their labels.
+DOSE_EXPERIMENTS = {
+    "apcr_same": "Method A, same class", "weights_same": "Method B, same class",
+    "apcr_cross": "Method A, cross class", "weights_cross": "Method B, cross class",
+}
 
 
 def _finite(x: float) -> float | None:
